@@ -1,0 +1,352 @@
+package wsroom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+)
+
+// Conn is one client's connection as its handler sees it. All its methods
+// are safe to call from any goroutine, during and after the handler.
+type Conn[Out any] struct {
+	c conn
+}
+
+// Send queues v, encoded as JSON in one text frame, for the client. It never
+// blocks on the network. It returns ErrClosed once the connection is closing,
+// and ErrSendQueueFull when the send queue is at its bound (see
+// WithOverflow for what then happens to the connection).
+func (c *Conn[Out]) Send(v Out) error {
+	frame, err := encodeFrame(&v)
+	if err != nil {
+		return fmt.Errorf("wsroom: encode: %w", err)
+	}
+	return c.c.enqueue(frame)
+}
+
+// Request returns the upgrade request: path values (r.PathValue), query and
+// headers, with the context the guard and any middleware put there.
+func (c *Conn[Out]) Request() *http.Request { return c.c.req }
+
+// Context returns a context that carries the request context's values and
+// is cancelled when the connection starts closing; context.Cause then
+// returns a *CloseError saying why.
+func (c *Conn[Out]) Context() context.Context { return c.c.ctx }
+
+// Close sends a close frame with code and reason after the frames already
+// queued, ends the handler's stream (with no error), and closes the socket.
+// code must be 1000, 1001 to 1003, 1007 to 1014, or 3000 to 4999; reason is
+// cut to 123 bytes. Close on a closing connection returns ErrClosed.
+func (c *Conn[Out]) Close(code StatusCode, reason string) error {
+	if !validCloseCode(code) {
+		return fmt.Errorf("wsroom: invalid close code %d", code)
+	}
+	if !c.c.closeWith(closedByHandler, code, reason, false) {
+		return ErrClosed
+	}
+	return nil
+}
+
+// ID returns the connection's identifier, unique within the process.
+func (c *Conn[Out]) ID() uint64 { return c.c.id }
+
+// RemoteAddr returns the address of the peer's socket (the proxy's, behind a
+// reverse proxy; see Request for forwarding headers).
+func (c *Conn[Out]) RemoteAddr() net.Addr { return c.c.raw.RemoteAddr() }
+
+func validCloseCode(code StatusCode) bool {
+	switch {
+	case code == 1000, code >= 1001 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	default:
+		return code >= 3000 && code <= 4999
+	}
+}
+
+type connState int
+
+const (
+	stateOpen    connState = iota
+	stateClosing           // close frame waits behind the queue
+	stateClosed            // socket shut; nothing more is written
+)
+
+// closer says who started a close; it decides what the stream yields.
+type closer int
+
+const (
+	closedByHandler closer = iota // Close, or the handler ended: the stream ends quietly
+	closedByServer                // a policy (slow consumer, idle, shutdown...): the stream yields the CloseError
+)
+
+// conn is the connection machinery shared by every Conn[Out].
+type conn struct {
+	id     uint64
+	cfg    *config
+	stats  *counters
+	owner  *server
+	raw    net.Conn
+	ws     *gws.Conn
+	req    *http.Request
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	mu         sync.Mutex
+	state      connState
+	cause      *CloseError // why the connection is closing, once known
+	closedBy   closer
+	closeFrame []byte   // written after the queue drains
+	queue      [][]byte // frames waiting for the flusher
+	spare      [][]byte // the previous batch, reused as the next queue
+	frames     int      // frames queued or being written
+	bytes      int      // bytes queued or being written
+	flushing   bool
+	leaves     []*membership // rooms to leave when the handler ends
+	ended      bool          // the handler returned: no new memberships
+	heartbeat  *time.Timer
+
+	wmu       sync.Mutex
+	writeDone bool        // a close frame went out: nothing may follow
+	gwsClose  *CloseError // the close frame gws sent, if it sent one
+
+	ranging   atomic.Bool     // the stream has been ranged over
+	readDone  atomic.Bool     // reads fail from now on: the stream ends
+	lastSeen  atomic.Int64    // nanotime of the last frame from the peer
+	peerClose *gws.CloseError // the peer's close frame; reader goroutine only
+}
+
+// closeWith starts closing the connection: the close frame goes out after
+// the queued frames (or at once, dropping them, when discard is set), the
+// context is cancelled and the handler's stream ends. It reports whether
+// this call started the close.
+func (c *conn) closeWith(by closer, code StatusCode, reason string, discard bool) bool {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return false
+	}
+	c.state = stateClosing
+	c.cause = &CloseError{Code: code, Reason: reason}
+	c.closedBy = by
+	c.closeFrame = closeFrame(code, reason)
+	if discard {
+		for _, f := range c.queue {
+			c.bytes -= len(f)
+		}
+		c.frames -= len(c.queue)
+		clear(c.queue)
+		c.queue = c.queue[:0]
+	}
+	start := !c.flushing
+	c.flushing = true
+	cause := c.cause
+	c.mu.Unlock()
+
+	c.cancel(cause)
+	c.stopReading()
+	if start {
+		go c.flush()
+	}
+	return true
+}
+
+// finish is the end of every connection: it shuts the socket down once,
+// whoever gets there first (the flusher after the close frame, a write
+// error, or the stream after the peer's close or a protocol error).
+func (c *conn) finish(cause *CloseError) {
+	c.mu.Lock()
+	if c.state == stateClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stateClosed
+	if c.cause == nil {
+		c.cause = cause
+	}
+	cause = c.cause
+	clear(c.queue)
+	c.queue, c.spare = nil, nil
+	c.frames, c.bytes = 0, 0
+	c.mu.Unlock()
+
+	c.cancel(cause)
+	c.stopReading()
+	c.mu.Lock()
+	if c.heartbeat != nil {
+		c.heartbeat.Stop()
+	}
+	c.mu.Unlock()
+	_ = c.raw.SetWriteDeadline(aLongTimeAgo) // interrupt a blocked write
+	c.owner.closed(c)
+	go c.linger()
+}
+
+// stopReading ends the handler's stream: reads fail from now on.
+func (c *conn) stopReading() {
+	if !c.readDone.Swap(true) {
+		_ = c.raw.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// linger closes the socket politely: it half-closes the write side (the
+// peer sees the close frame, then end of stream) and reads until the peer
+// closes too or closeLinger passes, so the peer's unread data does not make
+// the kernel reset the connection and destroy the close frame in flight.
+func (c *conn) linger() {
+	defer c.owner.wg.Done()
+	c.wmu.Lock()
+	c.writeDone = true
+	c.wmu.Unlock()
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = c.raw.SetReadDeadline(time.Now().Add(closeLinger))
+	var buf [512]byte
+	for {
+		if _, err := c.raw.Read(buf[:]); err != nil {
+			break
+		}
+	}
+	_ = c.raw.Close()
+}
+
+// streamEnd works out, once a read failed, how the stream ends: nil for a
+// close the handler asked for or a clean close by the peer, an error
+// otherwise. It finishes the connection when the close did not start here.
+func (c *conn) streamEnd(readErr error) error {
+	c.mu.Lock()
+	cause, by := c.cause, c.closedBy
+	c.mu.Unlock()
+	if cause != nil {
+		if by == closedByHandler {
+			return nil
+		}
+		return cause
+	}
+	if pc := c.peerClose; pc != nil {
+		ce := &CloseError{Code: StatusCode(pc.Code), Reason: string(pc.Reason)}
+		if ce.Code == 0 {
+			ce.Code = StatusNoStatus
+		}
+		c.finish(ce)
+		switch ce.Code {
+		case StatusNormalClosure, StatusGoingAway, StatusNoStatus:
+			return nil
+		}
+		return ce
+	}
+	c.wmu.Lock()
+	gc := c.gwsClose
+	c.wmu.Unlock()
+	if gc != nil {
+		c.finish(gc)
+		return gc
+	}
+	err := fmt.Errorf("wsroom: connection lost: %w", readErr)
+	c.finish(&CloseError{Code: StatusGoingAway, Reason: "connection lost"})
+	return err
+}
+
+// touch records that the peer is alive.
+func (c *conn) touch() { c.lastSeen.Store(nanotime()) }
+
+// startHeartbeat arms the timer that pings the peer and closes it when it
+// has been silent past the idle timeout.
+func (c *conn) startHeartbeat() {
+	if c.cfg.pingInterval <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.heartbeat = time.AfterFunc(c.cfg.pingInterval, c.beat)
+	c.mu.Unlock()
+}
+
+func (c *conn) beat() {
+	if time.Duration(nanotime()-c.lastSeen.Load()) > c.cfg.idleTimeout {
+		c.closeWith(closedByServer, StatusGoingAway, "idle timeout", true)
+		return
+	}
+	if c.enqueue(pingFrame) != nil {
+		return
+	}
+	c.mu.Lock()
+	if c.state == stateOpen {
+		c.heartbeat.Reset(c.cfg.pingInterval)
+	}
+	c.mu.Unlock()
+}
+
+// membership is a room subscription a connection drops when its handler
+// ends, if the handler did not drop it first.
+type membership struct {
+	leave func()
+}
+
+// join remembers m. It reports false, remembering nothing, once the handler
+// has ended: the caller must then leave at once.
+func (c *conn) join(m *membership) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.leaves = append(c.leaves, m)
+	return true
+}
+
+// forget drops m from the memberships to leave.
+func (c *conn) forget(m *membership) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, x := range c.leaves {
+		if x == m {
+			c.leaves = append(c.leaves[:i], c.leaves[i+1:]...)
+			return
+		}
+	}
+}
+
+// leaveRooms drops the memberships the handler did not drop itself.
+func (c *conn) leaveRooms() {
+	c.mu.Lock()
+	leaves := c.leaves
+	c.leaves = nil
+	c.ended = true
+	c.mu.Unlock()
+	for _, m := range leaves {
+		m.leave()
+	}
+}
+
+var epoch = time.Now()
+
+// nanotime is a monotonic clock reading.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+// events receives gws's callbacks. Data messages are read by the stream
+// itself (gws's ReadMessage), so only control frames arrive here.
+type events struct{ gws.BuiltinEventHandler }
+
+func connOf(s *gws.Conn) *conn { return s.NetConn().(*wire).c }
+
+func (events) OnPing(s *gws.Conn, payload []byte) {
+	c := connOf(s)
+	c.touch()
+	_ = c.enqueue(newFrame(opPong, payload))
+}
+
+func (events) OnPong(s *gws.Conn, _ []byte) { connOf(s).touch() }
+
+func (events) OnClose(s *gws.Conn, err error) {
+	var ce *gws.CloseError
+	if errors.As(err, &ce) {
+		connOf(s).peerClose = ce
+	}
+}

@@ -1,0 +1,68 @@
+package wsroom
+
+import (
+	"iter"
+
+	"github.com/lxzan/gws"
+)
+
+// messages returns the stream of c's inbound messages. Ranging over it reads
+// the socket in the ranging goroutine: there is no goroutine or channel per
+// message. The stream can be ranged over once.
+func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
+	return func(yield func(In, error) bool) {
+		if !c.ranging.CompareAndSwap(false, true) {
+			return
+		}
+		for {
+			msg, err := c.ws.ReadMessage()
+			if err != nil {
+				if end := c.streamEnd(err); end != nil {
+					var zero In
+					yield(zero, end)
+				}
+				return
+			}
+			c.touch()
+			c.stats.messagesIn.Add(1)
+			c.stats.bytesIn.Add(int64(msg.Data.Len()))
+			var v In
+			var bad *InvalidMessageError
+			if msg.Opcode != gws.OpcodeText {
+				bad = errBinary()
+			} else {
+				bad = s.decode(msg.Bytes(), &v)
+			}
+			_ = msg.Close()
+			if bad == nil {
+				if !yield(v, nil) {
+					c.closeWith(closedByHandler, StatusNormalClosure, "", false)
+					return
+				}
+				continue
+			}
+			c.stats.rejected.Add(1)
+			switch c.cfg.invalid {
+			case InvalidClose:
+				c.closeWith(closedByServer, StatusInvalidPayload, bad.Reason, false)
+			case InvalidYield:
+				if !yield(v, bad) {
+					c.closeWith(closedByHandler, StatusNormalClosure, "", false)
+					return
+				}
+			default:
+				c.reject(bad)
+			}
+		}
+	}
+}
+
+// reject answers an invalid message with the endpoint's error reply.
+func (c *conn) reject(bad *InvalidMessageError) {
+	frame, err := encodeFrame(c.cfg.errorReply(bad))
+	if err != nil {
+		c.cfg.logger.Error("wsroom: encode error reply", "error", err)
+		return
+	}
+	_ = c.enqueue(frame)
+}

@@ -1,0 +1,171 @@
+package wsroom
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/invopop/jsonschema"
+)
+
+// Defaults of an endpoint built without options. They are safe for a public
+// server: every limit is on, cross-origin upgrades are refused.
+const (
+	DefaultReadLimit        = 1 << 20          // largest inbound message, in bytes
+	DefaultSendQueueFrames  = 1024             // frames a connection may have queued
+	DefaultSendQueueBytes   = 1 << 20          // bytes a connection may have queued
+	DefaultWriteTimeout     = 10 * time.Second // longest a single socket write may block
+	DefaultPingInterval     = 25 * time.Second // how often the server pings
+	DefaultIdleTimeout      = 60 * time.Second // how long a silent peer is kept
+	DefaultHandshakeTimeout = 5 * time.Second  // deadline for writing the upgrade response
+)
+
+// closeLinger bounds how long a closed connection waits for the peer to
+// finish its side of the closing handshake before the socket is dropped.
+const closeLinger = 2 * time.Second
+
+// readBufferSize is the size of each connection's read buffer.
+const readBufferSize = 4 << 10
+
+// An Option configures an Endpoint.
+type Option func(*config)
+
+// config holds an endpoint's settings; it does not depend on In or Out.
+type config struct {
+	guard            Guard
+	originPatterns   []string
+	readLimit        int
+	queueFrames      int
+	queueBytes       int
+	overflow         OverflowPolicy
+	invalid          InvalidPolicy
+	errorReply       func(*InvalidMessageError) any
+	writeTimeout     time.Duration
+	pingInterval     time.Duration
+	idleTimeout      time.Duration
+	handshakeTimeout time.Duration
+	maxConnections   int
+	logger           *slog.Logger
+	reflector        *jsonschema.Reflector
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		readLimit:        DefaultReadLimit,
+		queueFrames:      DefaultSendQueueFrames,
+		queueBytes:       DefaultSendQueueBytes,
+		writeTimeout:     DefaultWriteTimeout,
+		pingInterval:     DefaultPingInterval,
+		idleTimeout:      DefaultIdleTimeout,
+		handshakeTimeout: DefaultHandshakeTimeout,
+		errorReply:       defaultErrorReply,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if c.reflector == nil {
+		c.reflector = new(jsonschema.Reflector)
+	}
+	return c
+}
+
+// OverflowPolicy says what happens when a message meets a full send queue.
+type OverflowPolicy int
+
+const (
+	// OverflowClose closes the connection with StatusPolicyViolation and
+	// reason "slow consumer". It is the default: a client that cannot keep
+	// up learns it, and no message is lost without a trace.
+	OverflowClose OverflowPolicy = iota
+	// OverflowDrop drops the message for that connection only and counts it
+	// in Stats.Dropped; the connection stays open.
+	OverflowDrop
+)
+
+// InvalidPolicy says what happens to an inbound message that is not valid
+// JSON, does not match the schema of In, or arrives in a binary frame.
+type InvalidPolicy int
+
+const (
+	// InvalidReply sends the sender alone an error frame (see
+	// WithErrorReply), keeps the connection open and never shows the message
+	// to the handler. It is the default.
+	InvalidReply InvalidPolicy = iota
+	// InvalidClose closes the connection with StatusInvalidPayload.
+	InvalidClose
+	// InvalidYield hands the handler a *InvalidMessageError in the stream;
+	// the connection stays open.
+	InvalidYield
+)
+
+// WithGuard runs g before every upgrade; see Guard.
+func WithGuard(g Guard) Option { return func(c *config) { c.guard = g } }
+
+// WithOriginPatterns allows cross-origin upgrades from hosts matching any of
+// the patterns (path.Match syntax against the Origin's host, such as
+// "example.com" or "*.example.com"; "*" allows every origin). Without it only
+// same-host origins and requests with no Origin header are accepted.
+func WithOriginPatterns(patterns ...string) Option {
+	return func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) }
+}
+
+// WithReadLimit sets the largest inbound message in bytes; a larger one
+// closes the connection with StatusMessageTooBig. Default DefaultReadLimit.
+func WithReadLimit(n int) Option { return func(c *config) { c.readLimit = n } }
+
+// WithSendQueue bounds each connection's queue of outbound frames by count
+// and by bytes (frames being written count until written). A single frame
+// larger than the byte bound is accepted only into an empty queue.
+// Defaults DefaultSendQueueFrames and DefaultSendQueueBytes.
+func WithSendQueue(frames, bytes int) Option {
+	return func(c *config) { c.queueFrames, c.queueBytes = frames, bytes }
+}
+
+// WithOverflow sets what a full send queue does. Default OverflowClose.
+func WithOverflow(p OverflowPolicy) Option { return func(c *config) { c.overflow = p } }
+
+// WithInvalid sets what an invalid inbound message does. Default InvalidReply.
+func WithInvalid(p InvalidPolicy) Option { return func(c *config) { c.invalid = p } }
+
+// WithErrorReply sets the value sent (encoded as JSON) to a client whose
+// message was rejected under InvalidReply. The default reply is
+// {"type":"error","error":"<reason>"}.
+func WithErrorReply(reply func(*InvalidMessageError) any) Option {
+	return func(c *config) { c.errorReply = reply }
+}
+
+// WithWriteTimeout bounds each write to the socket; a client that accepts no
+// bytes for that long is disconnected. Default DefaultWriteTimeout.
+func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.writeTimeout = d } }
+
+// WithHeartbeat makes the server ping every interval and close, with
+// StatusGoingAway and reason "idle timeout", a connection from which nothing
+// (message, ping or pong) arrived for idle. A zero interval turns both off.
+// Defaults DefaultPingInterval and DefaultIdleTimeout.
+func WithHeartbeat(interval, idle time.Duration) Option {
+	return func(c *config) { c.pingInterval, c.idleTimeout = interval, idle }
+}
+
+// WithHandshakeTimeout bounds the writing of the upgrade response.
+// Default DefaultHandshakeTimeout.
+func WithHandshakeTimeout(d time.Duration) Option {
+	return func(c *config) { c.handshakeTimeout = d }
+}
+
+// WithMaxConnections caps the connections open at once on the endpoint;
+// upgrades above it are refused with 503 Service Unavailable and a
+// Retry-After header. Zero, the default, means no cap.
+func WithMaxConnections(n int) Option { return func(c *config) { c.maxConnections = n } }
+
+// WithLogger sets where the endpoint logs handler panics and errors.
+// Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithReflector sets the reflector that derives the JSON Schemas of In and
+// Out, to change how struct tags map to the schema (for example
+// AllowAdditionalProperties). Default: a zero jsonschema.Reflector, under
+// which unknown fields are rejected and fields without omitempty are
+// required.
+func WithReflector(r *jsonschema.Reflector) Option { return func(c *config) { c.reflector = r } }

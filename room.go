@@ -1,0 +1,303 @@
+package wsroom
+
+import (
+	"encoding/json"
+	"iter"
+	"sync"
+	"sync/atomic"
+)
+
+// Rooms is a registry of rooms of messages of type M, keyed by name. It is
+// safe for concurrent use, and reading it takes no lock.
+type Rooms[M any] struct {
+	live   sync.Map // name → *Room[M], for exactly the rooms that have subscribers
+	count  atomic.Int64
+	broker Broker
+}
+
+// NewRooms returns an empty registry.
+func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
+	var cfg roomsConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return &Rooms[M]{broker: cfg.broker}
+}
+
+// Room returns the room called name, creating it if needed. A room is listed
+// by All and counted by Len while it has subscribers, and removed from the
+// registry when the last one leaves; a *Room kept across that stays valid:
+// publishing through it reaches whoever is in the room of that name, and
+// subscribing through it brings the room back.
+func (rs *Rooms[M]) Room(name string) *Room[M] {
+	if r, ok := rs.live.Load(name); ok {
+		return r.(*Room[M])
+	}
+	return &Room[M]{rooms: rs, name: name}
+}
+
+// All yields every room that has subscribers, with its name.
+func (rs *Rooms[M]) All() iter.Seq2[string, *Room[M]] {
+	return func(yield func(string, *Room[M]) bool) {
+		rs.live.Range(func(k, v any) bool { return yield(k.(string), v.(*Room[M])) })
+	}
+}
+
+// Len returns the number of rooms that have subscribers.
+func (rs *Rooms[M]) Len() int { return int(rs.count.Load()) }
+
+// Room is a named set of subscribers. Publish hands each message to all of
+// them; it encodes the message once and gives every connection the same
+// frame.
+//
+// The subscriber set is an immutable snapshot behind an atomic pointer:
+// Publish reads it without a lock, Subscribe and leaving replace it. The
+// guarantees:
+//   - once Subscribe (or Join) returns, every later Publish to the room, by
+//     any goroutine through any *Room of that name, reaches the subscriber,
+//     even while the room is being removed as empty at the same moment;
+//   - messages published from one goroutine reach each subscriber in order;
+//   - Join's message reaches the joiner before any other message of the
+//     room.
+type Room[M any] struct {
+	rooms *Rooms[M]
+	name  string
+
+	mu           sync.Mutex // serialises changes of the set
+	set          atomic.Pointer[members[M]]
+	cancelBroker func()
+}
+
+// members is an immutable snapshot of a room's subscribers; nil means the
+// room is not in the registry.
+type members[M any] struct {
+	subs  []*subscriber[M]
+	conns int // how many subs are connections
+}
+
+// subscriber is a connection or, for in-process consumers, a func.
+type subscriber[M any] struct {
+	conn *Conn[M]
+	fn   func(M)
+}
+
+// Name returns the room's name.
+func (r *Room[M]) Name() string { return r.name }
+
+// Len returns the number of subscribers, connections and funcs.
+func (r *Room[M]) Len() int {
+	if set := r.current(); set != nil {
+		return len(set.subs)
+	}
+	return 0
+}
+
+// Members yields the connections subscribed to the room (its presence); the
+// set is a snapshot taken when the range starts.
+func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
+	return func(yield func(*Conn[M]) bool) {
+		set := r.current()
+		if set == nil {
+			return
+		}
+		for _, s := range set.subs {
+			if s.conn != nil && !yield(s.conn) {
+				return
+			}
+		}
+	}
+}
+
+// Publish sends m to every subscriber of the room and, with a broker, to
+// the room's members in other processes. A connection whose send queue is
+// full is handled by its endpoint's overflow policy; Publish never blocks
+// on the network. Func subscribers run in the calling goroutine. The error
+// reports a message that cannot be encoded as JSON, or a broker that could
+// not take it (local subscribers have it then).
+func (r *Room[M]) Publish(m M) error {
+	set, b := r.current(), r.rooms.broker
+	if b == nil && (set == nil || len(set.subs) == 0) {
+		return nil
+	}
+	var frame []byte
+	if b != nil || set.conns > 0 {
+		var err error
+		if frame, err = encodeFrame(&m); err != nil {
+			return err
+		}
+	}
+	if set != nil {
+		set.deliver(m, frame)
+	}
+	if b != nil {
+		return b.Publish(r.name, framePayload(frame))
+	}
+	return nil
+}
+
+// Subscribe adds c to the room: c receives every message published from now
+// on. It returns a func that removes c (safe to call more than once); c also
+// leaves when its handler returns.
+func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func()) {
+	return r.subscribe(&subscriber[M]{conn: c}, nil)
+}
+
+// Join subscribes c and publishes m as one step: c receives m before any
+// other message of the room, even while others publish, and every other
+// subscriber (and, with a broker, every other process) receives m too. Two
+// steps, Subscribe then Publish, would let a concurrent message reach c
+// first. It returns the func that removes c, as Subscribe does.
+func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
+	frame, err := encodeFrame(&m)
+	if err != nil {
+		return func() {}, err
+	}
+	var old *members[M]
+	leave = r.subscribe(&subscriber[M]{conn: c}, func(set *members[M]) {
+		_ = c.c.enqueue(frame) // before c is visible to any publisher
+		old = set
+	})
+	if old != nil {
+		old.deliver(m, frame)
+	}
+	if b := r.rooms.broker; b != nil {
+		err = b.Publish(r.name, framePayload(frame))
+	}
+	return leave, err
+}
+
+// SubscribeFunc adds an in-process consumer: fn is called with every message
+// published from now on, in the publisher's goroutine (or the broker's), so
+// it must not block. It returns a func that removes fn.
+func (r *Room[M]) SubscribeFunc(fn func(M)) (unsubscribe func()) {
+	return r.subscribe(&subscriber[M]{fn: fn}, nil)
+}
+
+// current returns the snapshot of the room of this name that is in the
+// registry: this one, or the one that replaced it after it was removed.
+func (r *Room[M]) current() *members[M] {
+	if set := r.set.Load(); set != nil {
+		return set
+	}
+	if x, ok := r.rooms.live.Load(r.name); ok {
+		return x.(*Room[M]).set.Load()
+	}
+	return nil
+}
+
+func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) func() {
+	room := r.add(s, before)
+	var once sync.Once
+	leave := func() { once.Do(func() { room.remove(s) }) }
+	if s.conn == nil {
+		return leave
+	}
+	m := &membership{leave: leave}
+	if !s.conn.c.join(m) {
+		leave() // the handler has ended: its connection is closing
+		return leave
+	}
+	return func() {
+		s.conn.c.forget(m)
+		leave()
+	}
+}
+
+// add inserts s into the live room of r's name, making r that room if there
+// is none, and returns the room it joined. before runs under the room's lock
+// just before s becomes visible to publishers, with the previous snapshot.
+func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
+	room := r
+	for {
+		room.mu.Lock()
+		set := room.set.Load()
+		if set == nil {
+			// Not in the registry: become the live room, or join the one
+			// that is.
+			if x, loaded := room.rooms.live.LoadOrStore(room.name, room); loaded {
+				room.mu.Unlock()
+				room = x.(*Room[M])
+				continue
+			}
+			room.rooms.count.Add(1)
+			set = &members[M]{}
+			if b := room.rooms.broker; b != nil {
+				room.cancelBroker = b.Subscribe(room.name, room.deliverRemote)
+			}
+		}
+		if before != nil {
+			before(set)
+		}
+		room.set.Store(set.with(s))
+		room.mu.Unlock()
+		return room
+	}
+}
+
+// remove takes s out of the room, and the room out of the registry when s
+// was the last subscriber.
+func (r *Room[M]) remove(s *subscriber[M]) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next := r.set.Load().without(s)
+	if len(next.subs) > 0 {
+		r.set.Store(next)
+		return
+	}
+	r.set.Store(nil)
+	r.rooms.live.CompareAndDelete(r.name, r)
+	r.rooms.count.Add(-1)
+	if r.cancelBroker != nil {
+		r.cancelBroker()
+		r.cancelBroker = nil
+	}
+}
+
+// deliverRemote hands local subscribers a message another process published.
+func (r *Room[M]) deliverRemote(payload []byte) {
+	set := r.set.Load()
+	if set == nil || len(set.subs) == 0 {
+		return
+	}
+	var m M
+	if len(set.subs) > set.conns {
+		if err := json.Unmarshal(payload, &m); err != nil {
+			return
+		}
+	}
+	set.deliver(m, newFrame(opText, payload))
+}
+
+// deliver hands one message to every subscriber in the snapshot.
+func (set *members[M]) deliver(m M, frame []byte) {
+	for _, s := range set.subs {
+		if s.conn != nil {
+			_ = s.conn.c.enqueue(frame)
+		} else {
+			s.fn(m)
+		}
+	}
+}
+
+func (set *members[M]) with(s *subscriber[M]) *members[M] {
+	next := &members[M]{subs: make([]*subscriber[M], len(set.subs), len(set.subs)+1), conns: set.conns}
+	copy(next.subs, set.subs)
+	next.subs = append(next.subs, s)
+	if s.conn != nil {
+		next.conns++
+	}
+	return next
+}
+
+func (set *members[M]) without(s *subscriber[M]) *members[M] {
+	next := &members[M]{subs: make([]*subscriber[M], 0, len(set.subs)), conns: set.conns}
+	for _, x := range set.subs {
+		if x != s {
+			next.subs = append(next.subs, x)
+		}
+	}
+	if s.conn != nil {
+		next.conns--
+	}
+	return next
+}
