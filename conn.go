@@ -117,7 +117,7 @@ type conn struct {
 	gwsClose  *CloseError // the close frame gws sent, if it sent one
 
 	ranging   atomic.Bool     // the stream has been ranged over
-	readDone  atomic.Bool     // reads fail from now on: the stream ends
+	closing   atomic.Bool     // set when closing starts: reads fail, gws may not write
 	lastSeen  atomic.Int64    // nanotime of the last frame from the peer
 	peerClose *gws.CloseError // the peer's close frame; reader goroutine only
 }
@@ -188,9 +188,11 @@ func (c *conn) finish(cause *CloseError) {
 	go c.linger()
 }
 
-// stopReading ends the handler's stream: reads fail from now on.
+// stopReading ends the handler's stream: reads fail from now on, and gws,
+// which then reports the failure with a close frame of its own, is not
+// heard: the connection's own close frame is on its way.
 func (c *conn) stopReading() {
-	if !c.readDone.Swap(true) {
+	if !c.closing.Swap(true) {
 		_ = c.raw.SetReadDeadline(aLongTimeAgo)
 	}
 }
@@ -245,7 +247,10 @@ func (c *conn) streamEnd(readErr error) error {
 	c.wmu.Lock()
 	gc := c.gwsClose
 	c.wmu.Unlock()
-	if gc != nil {
+	if gc != nil && gc.Code != StatusNormalClosure {
+		// A protocol violation: gws closed with 1002, 1007 or 1009. (On a
+		// failed read it closes with 1000 and the error text; that is a
+		// lost connection, below.)
 		c.finish(gc)
 		return gc
 	}

@@ -15,7 +15,9 @@ import (
 // the peer's close goes unseen). The range ends with no error when the peer
 // closes normally or the connection is closed with Close; otherwise its last
 // pair carries the error (a *CloseError when a close code is known).
-// Breaking out of the range closes the connection.
+// Breaking out of the range, or returning from inside it, ends the
+// connection: nothing more is read, and it is closed as the handler returns,
+// with the code its return value chooses.
 //
 // When the handler returns, the connection leaves the rooms it joined and is
 // closed: with StatusNormalClosure for a nil error, with the code of a
@@ -60,6 +62,7 @@ func (e *Endpoint[In, Out]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.srv.accept(w, r, &cc.c) {
 		return
 	}
+	defer e.srv.wg.Done()
 	err, panicked := e.call(cc)
 	c := &cc.c
 	c.leaveRooms()

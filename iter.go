@@ -36,8 +36,7 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			_ = msg.Close()
 			if bad == nil {
 				if !yield(v, nil) {
-					c.closeWith(closedByHandler, StatusNormalClosure, "", false)
-					return
+					return // the handler's return closes the connection
 				}
 				continue
 			}
@@ -47,7 +46,6 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 				c.closeWith(closedByServer, StatusInvalidPayload, bad.Reason, false)
 			case InvalidYield:
 				if !yield(v, bad) {
-					c.closeWith(closedByHandler, StatusNormalClosure, "", false)
 					return
 				}
 			default:

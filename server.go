@@ -23,7 +23,7 @@ type server struct {
 	conns    map[*conn]struct{} // upgraded and not yet closed
 	pending  int                // admitted, handshake under way
 	shutdown bool
-	wg       sync.WaitGroup // one count per admitted connection until its socket is closed
+	wg       sync.WaitGroup // per connection: one count until its socket is closed, one until its handler returns
 }
 
 // lastID numbers connections across the process.
@@ -106,6 +106,7 @@ func (s *server) register(c *conn, upgraded bool) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	s.wg.Add(1) // the handler's
 	shutdown := s.shutdown
 	s.mu.Unlock()
 	s.stats.accepted.Add(1)

@@ -19,9 +19,9 @@ type Stats struct {
 
 // counters are the live values behind Stats.
 type counters struct {
-	connections, accepted, refused       atomic.Int64
-	messagesIn, messagesOut              atomic.Int64
-	bytesIn, bytesOut                    atomic.Int64
+	connections, accepted, refused        atomic.Int64
+	messagesIn, messagesOut               atomic.Int64
+	bytesIn, bytesOut                     atomic.Int64
 	rejected, slowConsumerCloses, dropped atomic.Int64
 }
 

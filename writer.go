@@ -149,7 +149,7 @@ type wire struct {
 }
 
 func (w *wire) Read(p []byte) (int, error) {
-	if w.c.readDone.Load() {
+	if w.c.closing.Load() {
 		return 0, net.ErrClosed
 	}
 	if len(w.pending) > 0 {
@@ -158,7 +158,7 @@ func (w *wire) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := w.Conn.Read(p)
-	if w.c.readDone.Load() {
+	if w.c.closing.Load() {
 		return 0, net.ErrClosed
 	}
 	return n, err
@@ -168,7 +168,7 @@ func (w *wire) Write(p []byte) (int, error) {
 	c := w.c
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.writeDone {
+	if c.writeDone || c.closing.Load() {
 		return 0, net.ErrClosed
 	}
 	if len(p) > 0 && p[0] == 0x80|opClose {

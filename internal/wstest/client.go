@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ type Event struct {
 // Client is a real WebSocket client whose reader runs in the background and
 // reports into a buffered channel that tests consume with deadlines.
 type Client struct {
+	Pings   atomic.Int64 // pings received from the server
 	conn    *gws.Conn
 	events  chan Event
 	done    chan struct{}
@@ -54,6 +56,7 @@ type handler struct {
 }
 
 func (h *handler) OnPing(s *gws.Conn, p []byte) {
+	h.c.Pings.Add(1)
 	if !h.silent {
 		_ = s.WritePong(p)
 	}

@@ -1,0 +1,97 @@
+// Command chat is wsroom's reference application: chat rooms in the
+// browser, a Go port of the JustScale WebSocket chat.
+//
+//	go run ./examples/chat                 # http://localhost:3000
+//	go run ./examples/chat -token secret   # upgrades need ?token=secret
+//
+// The WebSocket contract: GET /chat/room/{roomId}?username=NAME upgrades;
+// clients send {"type":"message"|"typing","content"?:string}; every member
+// receives {"type":"message"|"typing"|"joined"|"left","username":...,
+// "content"?:...,"timestamp":...}.
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/wsroom/wsroom"
+)
+
+// origins collects the repeatable -origin flag.
+type origins []string
+
+func (o *origins) String() string     { return "" }
+func (o *origins) Set(v string) error { *o = append(*o, v); return nil }
+
+func main() {
+	addr := flag.String("addr", ":3000", "listen address, HOST:PORT")
+	token := flag.String("token", "", "require this token (Authorization: Bearer, or ?token=) to connect")
+	var allowed origins
+	flag.Var(&allowed, "origin", "also allow WebSocket upgrades from pages on this host pattern (repeatable), such as *.example.com")
+	flag.Parse()
+
+	if err := run(*addr, *token, allowed); err != nil {
+		slog.Error("chat", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr, token string, allowed []string) error {
+	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
+	if token != "" {
+		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
+	}
+	rooms := wsroom.NewRooms[ChatMessage]()
+	ep := wsroom.New(chat(rooms), opts...)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: routes(ep), ReadHeaderTimeout: 10 * time.Second}
+	slog.Info("chat listening", "url", "http://"+ln.Addr().String())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+
+	// Close every WebSocket with 1001 and stop serving HTTP, within 5 s.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(shutdownCtx) }()
+	wsErr := ep.Shutdown(shutdownCtx)
+	if err := <-httpDone; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if wsErr != nil {
+		slog.Warn("chat: connections still closing at exit", "error", wsErr)
+	}
+	slog.Info("chat stopped")
+	return nil
+}
+
+// sameToken verifies a token against the expected one in constant time.
+func sameToken(want string) func(context.Context, string) (context.Context, error) {
+	return func(ctx context.Context, got string) (context.Context, error) {
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			return nil, wsroom.ErrUnauthorized
+		}
+		return ctx, nil
+	}
+}

@@ -1,0 +1,134 @@
+package wsroom_test
+
+import (
+	"iter"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/wstest"
+)
+
+// member subscribes every connection to the room of its path.
+func member(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
+	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		defer rooms.Room(c.Request().PathValue("room")).Subscribe(c)()
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// TestSlowConsumerIsClosedWith1008 floods a room in which one client has
+// stopped reading: that client is closed with 1008 "slow consumer" once its
+// queue is full, while a reading member of the same room gets every message.
+func TestSlowConsumerIsClosedWith1008(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	rooms := wsroom.NewRooms[chatOut]()
+	ep, srv := serve(t, member(rooms))
+	slow := wstest.Dial(t, srv.URL+"/ws/flood", wstest.Options{Paused: true})
+	reader := wstest.Dial(t, srv.URL+"/ws/flood")
+	waitFor(t, "two members", func() bool { return rooms.Room("flood").Len() == 2 })
+
+	room := rooms.Room("flood")
+	payload := strings.Repeat("x", 16<<10)
+	// The reader acknowledges every message; the publisher keeps at most
+	// a window of them unacknowledged, as a paced real publisher would, so
+	// only the stalled client falls behind.
+	const window, limit = 16, 4000 // 64 MB at most: far more than socket buffers and queue hold
+	acks := make(chan struct{}, limit)
+	go func() {
+		for {
+			ev := reader.Next(t)
+			if ev.Closed {
+				return
+			}
+			acks <- struct{}{}
+		}
+	}()
+	sent := 0
+	for sent < limit && ep.Stats().SlowConsumerCloses == 0 {
+		if sent >= window {
+			select {
+			case <-acks:
+			case <-time.After(wstest.Timeout):
+				t.Fatalf("the reading member stopped receiving after %d messages", sent-window)
+			}
+		}
+		_ = room.Publish(chatOut{Type: "flood", Content: payload})
+		sent++
+	}
+	if got := ep.Stats().SlowConsumerCloses; got != 1 {
+		t.Fatalf("after %d messages of 16 KiB, %d slow-consumer closes; want exactly the stalled client", sent, got)
+	}
+	for range min(sent, window) {
+		select {
+		case <-acks:
+		case <-time.After(wstest.Timeout):
+			t.Fatal("the reading member did not get every message")
+		}
+	}
+	slow.Resume()
+	if ev := slow.Closed(t); ev.Code != 1008 || ev.Reason != "slow consumer" {
+		t.Fatalf("stalled client: close %d %q, want 1008 slow consumer", ev.Code, ev.Reason)
+	}
+	t.Logf("stalled client closed after %d messages (%d MiB)", sent, sent*16>>10)
+}
+
+func TestOverflowDropKeepsConnectionAndCountsDrops(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	rooms := wsroom.NewRooms[chatOut]()
+	ep, srv := serve(t, member(rooms), wsroom.WithOverflow(wsroom.OverflowDrop), wsroom.WithSendQueue(8, 64<<10))
+	slow := wstest.Dial(t, srv.URL+"/ws/drop", wstest.Options{Paused: true})
+	waitFor(t, "a member", func() bool { return rooms.Room("drop").Len() == 1 })
+	room := rooms.Room("drop")
+	payload := strings.Repeat("y", 16<<10)
+	for i := 0; i < 4000 && ep.Stats().Dropped == 0; i++ {
+		_ = room.Publish(chatOut{Type: "flood", Content: payload})
+	}
+	if ep.Stats().Dropped == 0 {
+		t.Fatal("no message was dropped for a client that stopped reading")
+	}
+	slow.Resume()
+	// The connection is still open and served: markers get through once
+	// the client has drained its backlog.
+	for {
+		_ = room.Publish(chatOut{Type: "marker"})
+		var out chatOut
+		slow.JSON(t, &out)
+		if out.Type == "marker" {
+			break
+		}
+	}
+	if s := ep.Stats(); s.SlowConsumerCloses != 0 || s.Connections != 1 {
+		t.Fatalf("stats %+v: want no close under OverflowDrop", s)
+	}
+}
+
+func TestSendReturnsErrSendQueueFullAtTheBound(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	results := make(chan error, 1)
+	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		payload := strings.Repeat("z", 32<<10)
+		for range 10000 {
+			if err := c.Send(chatOut{Type: "bulk", Content: payload}); err != nil {
+				results <- err
+				return err
+			}
+		}
+		results <- nil
+		return nil
+	}, wsroom.WithSendQueue(1024, 256<<10))
+	c := wstest.Dial(t, srv.URL+"/ws/lobby", wstest.Options{Paused: true})
+	if err := <-results; err != wsroom.ErrSendQueueFull {
+		t.Fatalf("Send to a stalled client = %v, want ErrSendQueueFull", err)
+	}
+	c.Resume()
+	if ev := c.Closed(t); ev.Code != 1008 {
+		t.Fatalf("close %d, want 1008", ev.Code)
+	}
+}
