@@ -58,10 +58,12 @@ func run(addr, token string, allowed []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: routes(ep), ReadHeaderTimeout: 10 * time.Second}
-	slog.Info("chat listening", "url", "http://"+ln.Addr().String())
 
+	// Catch signals before announcing the address: a signal sent as soon as
+	// a supervisor sees the announcement must still shut down cleanly.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	slog.Info("chat listening", "url", "http://"+ln.Addr().String())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
