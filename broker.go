@@ -14,7 +14,10 @@ type Broker interface {
 	Publish(room string, payload []byte) error
 	// Subscribe starts handing deliver the payloads other processes publish
 	// to room, until cancel is called. deliver is called from one goroutine
-	// at a time per room and must not block for long.
+	// at a time per room and must not block for long. Subscribe and cancel
+	// are called while the room's membership is being changed, under its
+	// lock: they must return promptly (not wait for the network or for a
+	// delivery in progress).
 	Subscribe(room string, deliver func(payload []byte)) (cancel func())
 }
 

@@ -48,7 +48,7 @@ func (c *Conn[Out]) Close(code StatusCode, reason string) error {
 	if !validCloseCode(code) {
 		return fmt.Errorf("wsroom: invalid close code %d", code)
 	}
-	if !c.c.closeWith(closedByHandler, code, reason, false) {
+	if !c.c.closeWith(closedByHandler, code, reason, afterQueue) {
 		return ErrClosed
 	}
 	return nil
@@ -108,13 +108,19 @@ type conn struct {
 	frames     int      // frames queued or being written
 	bytes      int      // bytes queued or being written
 	flushing   bool
+	flushFn    func()        // c.flush, bound once: a go statement on it allocates nothing
 	leaves     []*membership // rooms to leave when the handler ends
 	ended      bool          // the handler returned: no new memberships
 	heartbeat  *time.Timer
 
 	wmu       sync.Mutex
-	writeDone bool        // a close frame went out: nothing may follow
+	writeDone bool        // a close frame went out, or a write failed: nothing may follow
 	gwsClose  *CloseError // the close frame gws sent, if it sent one
+	iov       net.Buffers // the batch being written; a field, so writev allocates nothing
+
+	readMu   sync.Mutex  // held by the reader inside the socket; linger waits for it
+	finished atomic.Bool // finish has run: writes stop
+	parts    atomic.Int32
 
 	ranging   atomic.Bool     // the stream has been ranged over
 	closing   atomic.Bool     // set when closing starts: reads fail, gws may not write
@@ -122,11 +128,19 @@ type conn struct {
 	peerClose *gws.CloseError // the peer's close frame; reader goroutine only
 }
 
-// closeWith starts closing the connection: the close frame goes out after
-// the queued frames (or at once, dropping them, when discard is set), the
-// context is cancelled and the handler's stream ends. It reports whether
-// this call started the close.
-func (c *conn) closeWith(by closer, code StatusCode, reason string, discard bool) bool {
+// closeMode says what happens to the frames queued when a close starts.
+type closeMode int
+
+const (
+	afterQueue closeMode = iota // the close frame follows the queued frames
+	dropQueue                   // queued frames are dropped; the one being written finishes
+	abandon                     // the peer is presumed gone: the write in progress is cut short too
+)
+
+// closeWith starts closing the connection: the close frame is queued as the
+// mode says, the context is cancelled and the handler's stream ends. It
+// reports whether this call started the close.
+func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMode) bool {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -136,7 +150,7 @@ func (c *conn) closeWith(by closer, code StatusCode, reason string, discard bool
 	c.cause = &CloseError{Code: code, Reason: reason}
 	c.closedBy = by
 	c.closeFrame = closeFrame(code, reason)
-	if discard {
+	if mode != afterQueue {
 		for _, f := range c.queue {
 			c.bytes -= len(f)
 		}
@@ -151,8 +165,11 @@ func (c *conn) closeWith(by closer, code StatusCode, reason string, discard bool
 
 	c.cancel(cause)
 	c.stopReading()
+	if mode == abandon {
+		_ = c.raw.SetWriteDeadline(aLongTimeAgo)
+	}
 	if start {
-		go c.flush()
+		go c.flushFn()
 	}
 	return true
 }
@@ -168,23 +185,21 @@ func (c *conn) finish(cause *CloseError) {
 	}
 	c.state = stateClosed
 	if c.cause == nil {
-		c.cause = cause
+		c.cause, c.closedBy = cause, closedByServer
 	}
 	cause = c.cause
 	clear(c.queue)
 	c.queue, c.spare = nil, nil
 	c.frames, c.bytes = 0, 0
-	c.mu.Unlock()
-
-	c.cancel(cause)
-	c.stopReading()
-	c.mu.Lock()
 	if c.heartbeat != nil {
 		c.heartbeat.Stop()
 	}
 	c.mu.Unlock()
+
+	c.finished.Store(true)
+	c.cancel(cause)
+	c.stopReading()
 	_ = c.raw.SetWriteDeadline(aLongTimeAgo) // interrupt a blocked write
-	c.owner.closed(c)
 	go c.linger()
 }
 
@@ -202,10 +217,15 @@ func (c *conn) stopReading() {
 // closes too or closeLinger passes, so the peer's unread data does not make
 // the kernel reset the connection and destroy the close frame in flight.
 func (c *conn) linger() {
-	defer c.owner.wg.Done()
+	defer c.release()
 	c.wmu.Lock()
 	c.writeDone = true
 	c.wmu.Unlock()
+	// Wait for a reader still inside the socket (stopReading interrupted
+	// it) so that the deadline below does not put it back to sleep.
+	c.readMu.Lock()
+	_ = c.closing.Load() // nothing to do inside: taking the lock is the wait
+	c.readMu.Unlock()
 	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
@@ -226,7 +246,15 @@ func (c *conn) streamEnd(readErr error) error {
 	c.mu.Lock()
 	cause, by := c.cause, c.closedBy
 	c.mu.Unlock()
+	c.wmu.Lock()
+	gc := c.gwsClose
+	c.wmu.Unlock()
 	if cause != nil {
+		if gc != nil {
+			// gws answered a close of the peer's while ours was starting:
+			// our close frame cannot follow, so nothing is left to write.
+			c.finish(nil)
+		}
 		if by == closedByHandler {
 			return nil
 		}
@@ -244,9 +272,6 @@ func (c *conn) streamEnd(readErr error) error {
 		}
 		return ce
 	}
-	c.wmu.Lock()
-	gc := c.gwsClose
-	c.wmu.Unlock()
 	if gc != nil && gc.Code != StatusNormalClosure {
 		// A protocol violation: gws closed with 1002, 1007 or 1009. (On a
 		// failed read it closes with 1000 and the error text; that is a
@@ -269,16 +294,20 @@ func (c *conn) startHeartbeat() {
 		return
 	}
 	c.mu.Lock()
-	c.heartbeat = time.AfterFunc(c.cfg.pingInterval, c.beat)
+	if c.state == stateOpen {
+		c.heartbeat = time.AfterFunc(c.cfg.pingInterval, c.beat)
+	}
 	c.mu.Unlock()
 }
 
 func (c *conn) beat() {
 	if time.Duration(nanotime()-c.lastSeen.Load()) > c.cfg.idleTimeout {
-		c.closeWith(closedByServer, StatusGoingAway, "idle timeout", true)
+		c.closeWith(closedByServer, StatusGoingAway, "idle timeout", abandon)
 		return
 	}
-	if c.enqueue(pingFrame) != nil {
+	// A ping dropped on a full queue (OverflowDrop) is not fatal: the next
+	// beat tries again, and the idle check still runs.
+	if errors.Is(c.enqueue(pingFrame), ErrClosed) {
 		return
 	}
 	c.mu.Lock()
@@ -315,6 +344,14 @@ func (c *conn) forget(m *membership) {
 			c.leaves = append(c.leaves[:i], c.leaves[i+1:]...)
 			return
 		}
+	}
+}
+
+// release is called twice per connection: when its handler returns and when
+// its socket is closed. The second call lets the endpoint forget it.
+func (c *conn) release() {
+	if c.parts.Add(-1) == 0 {
+		c.owner.retire(c)
 	}
 }
 

@@ -42,7 +42,7 @@ type Endpoint[In, Out any] struct {
 // start-up.
 func New[In, Out any](handler Handler[In, Out], opts ...Option) *Endpoint[In, Out] {
 	cfg := newConfig(opts)
-	if err := validatePatterns(cfg.originPatterns); err != nil {
+	if err := cfg.validate(); err != nil {
 		panic(err)
 	}
 	s, err := compileSchemas(cfg.reflector, new(In), new(Out))
@@ -62,19 +62,19 @@ func (e *Endpoint[In, Out]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.srv.accept(w, r, &cc.c) {
 		return
 	}
-	defer e.srv.wg.Done()
+	defer cc.c.release()
 	err, panicked := e.call(cc)
 	c := &cc.c
 	c.leaveRooms()
 	var ce *CloseError
 	switch {
 	case panicked:
-		c.closeWith(closedByServer, StatusInternalError, "internal error", false)
+		c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue)
 	case err == nil:
-		c.closeWith(closedByHandler, StatusNormalClosure, "", false)
+		c.closeWith(closedByHandler, StatusNormalClosure, "", afterQueue)
 	case errors.As(err, &ce) && validCloseCode(ce.Code):
-		c.closeWith(closedByHandler, ce.Code, ce.Reason, false)
-	case c.closeWith(closedByServer, StatusInternalError, "internal error", false):
+		c.closeWith(closedByHandler, ce.Code, ce.Reason, afterQueue)
+	case c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue):
 		e.srv.cfg.logger.Error("wsroom: handler failed", "conn", c.id, "path", c.req.URL.Path, "error", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"sync"
 	"unicode/utf8"
 )
@@ -75,6 +76,7 @@ func framePayload(frame []byte) []byte {
 // closeFrame returns a close frame carrying code and reason, the reason cut
 // to fit a control frame on a UTF-8 boundary.
 func closeFrame(code StatusCode, reason string) []byte {
+	reason = strings.ToValidUTF8(reason, "")
 	if len(reason) > maxControlPayload-2 {
 		reason = reason[:maxControlPayload-2]
 		for len(reason) > 0 && !utf8.ValidString(reason) {

@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"iter"
+	"net"
 
 	"github.com/lxzan/gws"
 )
@@ -15,6 +16,15 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			return
 		}
 		for {
+			if c.closing.Load() {
+				// Messages gws has already buffered are not delivered
+				// once the connection is closing.
+				if end := c.streamEnd(net.ErrClosed); end != nil {
+					var zero In
+					yield(zero, end)
+				}
+				return
+			}
 			msg, err := c.ws.ReadMessage()
 			if err != nil {
 				if end := c.streamEnd(err); end != nil {
@@ -43,7 +53,7 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			c.stats.rejected.Add(1)
 			switch c.cfg.invalid {
 			case InvalidClose:
-				c.closeWith(closedByServer, StatusInvalidPayload, bad.Reason, false)
+				c.closeWith(closedByServer, StatusInvalidPayload, bad.Reason, afterQueue)
 			case InvalidYield:
 				if !yield(v, bad) {
 					return

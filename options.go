@@ -1,6 +1,7 @@
 package wsroom
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -69,6 +70,27 @@ func newConfig(opts []Option) *config {
 		c.reflector = new(jsonschema.Reflector)
 	}
 	return c
+}
+
+// validate reports a setting that cannot work.
+func (c *config) validate() error {
+	switch {
+	case c.readLimit <= 0:
+		return fmt.Errorf("wsroom: read limit %d: must be positive", c.readLimit)
+	case c.queueFrames <= 0 || c.queueBytes <= 0:
+		return fmt.Errorf("wsroom: send queue of %d frames, %d bytes: both must be positive", c.queueFrames, c.queueBytes)
+	case c.writeTimeout <= 0:
+		return fmt.Errorf("wsroom: write timeout %v: must be positive", c.writeTimeout)
+	case c.handshakeTimeout <= 0:
+		return fmt.Errorf("wsroom: handshake timeout %v: must be positive", c.handshakeTimeout)
+	case c.pingInterval > 0 && c.idleTimeout <= c.pingInterval:
+		return fmt.Errorf("wsroom: idle timeout %v must exceed the ping interval %v", c.idleTimeout, c.pingInterval)
+	case c.maxConnections < 0:
+		return fmt.Errorf("wsroom: max connections %d: must not be negative", c.maxConnections)
+	case c.errorReply == nil:
+		return fmt.Errorf("wsroom: WithErrorReply(nil)")
+	}
+	return validatePatterns(c.originPatterns)
 }
 
 // OverflowPolicy says what happens when a message meets a full send queue.

@@ -265,7 +265,11 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 			return
 		}
 	}
-	set.deliver(m, newFrame(opText, payload))
+	var frame []byte
+	if set.conns > 0 {
+		frame = newFrame(opText, payload)
+	}
+	set.deliver(m, frame)
 }
 
 // deliver hands one message to every subscriber in the snapshot.

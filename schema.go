@@ -155,12 +155,15 @@ func validationFailure(ve *jsv.ValidationError) *InvalidMessageError {
 	return e
 }
 
+// pointerEscaper escapes a JSON Pointer token (RFC 6901 section 3).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // jsonPointer renders an instance location as an RFC 6901 JSON Pointer.
 func jsonPointer(tokens []string) string {
 	var b strings.Builder
 	for _, t := range tokens {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+		b.WriteString(pointerEscaper.Replace(t))
 	}
 	return b.String()
 }

@@ -20,10 +20,10 @@ type server struct {
 	stats    counters
 
 	mu       sync.Mutex
-	conns    map[*conn]struct{} // upgraded and not yet closed
+	conns    map[*conn]struct{} // upgraded, with a handler running or a socket open
 	pending  int                // admitted, handshake under way
 	shutdown bool
-	wg       sync.WaitGroup // per connection: one count until its socket is closed, one until its handler returns
+	wg       sync.WaitGroup // one count per admitted connection, until retired
 }
 
 // lastID numbers connections across the process.
@@ -106,25 +106,24 @@ func (s *server) register(c *conn, upgraded bool) {
 		return
 	}
 	s.conns[c] = struct{}{}
-	s.wg.Add(1) // the handler's
+	c.parts.Store(2) // the handler and the socket
 	shutdown := s.shutdown
 	s.mu.Unlock()
 	s.stats.accepted.Add(1)
 	s.stats.connections.Add(1)
 	c.startHeartbeat()
 	if shutdown {
-		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, false)
+		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue)
 	}
 }
 
-// closed unregisters c once its socket is shut.
-func (s *server) closed(c *conn) {
+// retire forgets c once its handler has returned and its socket is closed.
+func (s *server) retire(c *conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; ok {
-		delete(s.conns, c)
-		s.stats.connections.Add(-1)
-	}
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.stats.connections.Add(-1)
+	s.wg.Done()
 }
 
 // handshake hijacks the HTTP connection and completes the WebSocket
@@ -140,6 +139,7 @@ func (s *server) handshake(w http.ResponseWriter, r *http.Request, c *conn) erro
 	c.stats = &s.stats
 	c.owner = s
 	c.raw = raw
+	c.flushFn = c.flush
 	c.req = r
 	c.ctx, c.cancel = context.WithCancelCause(r.Context())
 	wr := &wire{Conn: raw, c: c}
@@ -171,7 +171,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, false)
+		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue)
 	}
 	done := make(chan struct{})
 	go func() {

@@ -234,8 +234,10 @@ func TestStreamCanBeRangedOnlyOnce(t *testing.T) {
 		return nil
 	})
 	c := wstest.Dial(t, srv.URL+"/ws/lobby")
-	c.Send(t, chatIn{Type: "message"})
-	c.Send(t, chatIn{Type: "message"})
+	two := append(wstest.Frame(true, 1, []byte(`{"type":"message"}`)), wstest.Frame(true, 1, []byte(`{"type":"message"}`))...)
+	if _, err := c.NetConn().Write(two); err != nil {
+		t.Fatal(err)
+	}
 	if n := <-second; n != 0 {
 		t.Fatalf("second range yielded %d messages, want none", n)
 	}

@@ -1,7 +1,9 @@
 package wsroom
 
 import (
+	"errors"
 	"net"
+	"os"
 	"time"
 )
 
@@ -40,7 +42,7 @@ func (c *conn) enqueue(frame []byte) error {
 	c.flushing = true
 	c.mu.Unlock()
 	if start {
-		go c.flush()
+		go c.flushFn()
 	}
 	return nil
 }
@@ -51,7 +53,7 @@ func (c *conn) overflow() error {
 		c.stats.dropped.Add(1)
 		return ErrSendQueueFull
 	}
-	if c.closeWith(closedByServer, StatusPolicyViolation, "slow consumer", true) {
+	if c.closeWith(closedByServer, StatusPolicyViolation, "slow consumer", dropQueue) {
 		c.stats.slowConsumerCloses.Add(1)
 	}
 	return ErrSendQueueFull
@@ -98,7 +100,7 @@ func (c *conn) flush() {
 		}
 		c.mu.Unlock()
 		if err != nil {
-			c.finish(&CloseError{Code: StatusGoingAway, Reason: "write failed: " + err.Error()})
+			c.writeFailed(err)
 			return
 		}
 		c.stats.messagesOut.Add(int64(frames))
@@ -106,23 +108,64 @@ func (c *conn) flush() {
 	}
 }
 
-// write writes a batch of frames in one call, under the write deadline.
+// errGwsClosed stops the flusher after gws sent a close frame: the stream,
+// which gws is reading for, ends the connection with the right cause.
+var errGwsClosed = errors.New("wsroom: gws closed the connection")
+
+// write writes a batch of frames in one call, under the write deadline. A
+// failed write may have left part of a frame: nothing is written after it.
 func (c *conn) write(batch [][]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.writeDone {
+		if c.gwsClose != nil {
+			return errGwsClosed
+		}
 		return net.ErrClosed
 	}
-	if err := c.raw.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout)); err != nil {
-		return err
+	err := c.raw.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	if err == nil && c.finished.Load() {
+		err = net.ErrClosed // finish's interruption came before our deadline
 	}
-	if len(batch) == 1 {
-		_, err := c.raw.Write(batch[0])
-		return err
+	if err == nil {
+		if len(batch) == 1 {
+			_, err = c.raw.Write(batch[0])
+		} else {
+			c.iov = batch
+			_, err = c.iov.WriteTo(c.raw)
+			c.iov = nil
+		}
 	}
-	bufs := net.Buffers(batch)
-	_, err := bufs.WriteTo(c.raw)
+	if err != nil {
+		c.writeDone = true
+	}
 	return err
+}
+
+// writeFailed ends a connection whose socket write failed. A write that
+// timed out on an open connection means a client that accepts no data: a
+// slow consumer.
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
+	closing := c.state != stateOpen
+	if errors.Is(err, errGwsClosed) && !closing {
+		// gws is ending the connection from the reader, which finishes
+		// it. Should a close start meanwhile, it starts a new flusher,
+		// which finds the socket done and finishes.
+		c.flushing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	switch {
+	case closing:
+		c.finish(nil) // the close has its cause already
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.stats.slowConsumerCloses.Add(1)
+		c.finish(&CloseError{Code: StatusPolicyViolation, Reason: "slow consumer: write timed out"})
+	default:
+		c.finish(&CloseError{Code: StatusGoingAway, Reason: "connection lost: " + err.Error()})
+	}
 }
 
 // writeFinal writes the close frame, the last frame of the connection.
@@ -149,7 +192,10 @@ type wire struct {
 }
 
 func (w *wire) Read(p []byte) (int, error) {
-	if w.c.closing.Load() {
+	c := w.c
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
 	if len(w.pending) > 0 {
@@ -158,7 +204,7 @@ func (w *wire) Read(p []byte) (int, error) {
 		return n, nil
 	}
 	n, err := w.Conn.Read(p)
-	if w.c.closing.Load() {
+	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
 	return n, err
@@ -166,6 +212,9 @@ func (w *wire) Read(p []byte) (int, error) {
 
 func (w *wire) Write(p []byte) (int, error) {
 	c := w.c
+	if c.closing.Load() {
+		return 0, net.ErrClosed // without waiting behind a blocked flusher
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.writeDone || c.closing.Load() {

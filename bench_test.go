@@ -1,0 +1,145 @@
+package wsroom
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// The benchmarks that guard the hot paths. Run them with
+//
+//	go test -run '^$' -bench . -benchmem
+//
+// and compare two runs with benchstat; report ratios measured in one run,
+// not absolute times: the machines are noisy.
+
+type benchMsg struct {
+	Type      string `json:"type" jsonschema:"enum=message,enum=typing"`
+	Username  string `json:"username"`
+	Content   string `json:"content,omitempty"`
+	Timestamp string `json:"timestamp"`
+}
+
+var sample = benchMsg{Type: "message", Username: "alice", Content: "hello, room", Timestamp: "2026-11-28T10:00:00.000Z"}
+
+// discardConn is a socket that accepts every write at once: connection
+// subscribers are stubbed at the socket boundary, so the benchmark measures
+// encoding, fan-out, queueing and the writer, not the kernel.
+type discardConn struct{ net.Conn }
+
+func (discardConn) Write(p []byte) (int, error)            { return len(p), nil }
+func (discardConn) SetWriteDeadline(time.Time) error       { return nil }
+func (discardConn) SetReadDeadline(time.Time) error        { return nil }
+func (discardConn) Read([]byte) (int, error)               { return 0, net.ErrClosed }
+func (discardConn) Close() error                           { return nil }
+func (discardConn) RemoteAddr() net.Addr                   { return &net.TCPAddr{} }
+func (discardConn) SetDeadline(t time.Time) error          { return nil }
+func (discardConn) LocalAddr() net.Addr                    { return &net.TCPAddr{} }
+func (discardConn) CloseWrite() error                      { return nil }
+func (discardConn) SetNoDelay(bool) error                  { return nil }
+func (discardConn) SetLinger(int) error                    { return nil }
+func (discardConn) SetKeepAlive(bool) error                { return nil }
+func (discardConn) SetKeepAlivePeriod(time.Duration) error { return nil }
+
+// stubConns returns n connections writing to discardConn.
+func stubConns[M any](n int) ([]*Conn[M], *server) {
+	srv := newServer(newConfig([]Option{WithSendQueue(1<<20, 1<<30), WithOverflow(OverflowDrop)}))
+	conns := make([]*Conn[M], n)
+	for i := range conns {
+		cc := new(Conn[M])
+		c := &cc.c
+		c.id, c.cfg, c.stats, c.owner, c.raw = uint64(i+1), srv.cfg, &srv.stats, srv, discardConn{}
+		c.ctx, c.cancel = context.WithCancelCause(context.Background())
+		c.flushFn = c.flush
+		conns[i] = cc
+	}
+	return conns, srv
+}
+
+// drained waits until every connection's writer has written everything.
+func drained[M any](conns []*Conn[M]) {
+	for _, cc := range conns {
+		for {
+			cc.c.mu.Lock()
+			idle := !cc.c.flushing
+			cc.c.mu.Unlock()
+			if idle {
+				break
+			}
+			runtime.Gosched()
+		}
+	}
+}
+
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{1, 100, 1000, 10000} {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
+			conns, srv := stubConns[benchMsg](n)
+			room := NewRooms[benchMsg]().Room("bench")
+			for _, c := range conns {
+				room.Subscribe(c)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				_ = room.Publish(sample)
+			}
+			drained(conns)
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+			if d := srv.stats.dropped.Load(); d != 0 {
+				b.Fatalf("%d deliveries dropped", d)
+			}
+		})
+		b.Run(fmt.Sprintf("funcs=%d", n), func(b *testing.B) {
+			room := NewRooms[benchMsg]().Room("bench")
+			var got int
+			for range n {
+				room.SubscribeFunc(func(benchMsg) { got++ })
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				_ = room.Publish(sample)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+			if got != b.N*n {
+				b.Fatalf("%d deliveries, want %d", got, b.N*n)
+			}
+		})
+	}
+}
+
+var inbound = []byte(`{"type":"message","username":"alice","content":"hello, room","timestamp":"2026-11-28T10:00:00.000Z"}`)
+
+// BenchmarkDecode compares decoding and validating an inbound message with
+// plain json.Unmarshal of the same bytes into the same struct.
+func BenchmarkDecode(b *testing.B) {
+	b.Run("validate+decode", func(b *testing.B) {
+		s, err := compileSchemas(newConfig(nil).reflector, new(benchMsg), new(benchMsg))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for range b.N {
+			var m benchMsg
+			if bad := s.decode(inbound, &m); bad != nil {
+				b.Fatal(bad)
+			}
+		}
+	})
+	b.Run("json.Unmarshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			var m benchMsg
+			if err := json.Unmarshal(inbound, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -1,0 +1,75 @@
+// Package wsroom adds typed WebSocket endpoints and real-time rooms to any
+// net/http server.
+//
+// A handler receives the client's messages as an iter.Seq2[In, error],
+// already decoded from JSON into In and validated against the JSON Schema
+// reflected from In; it sends Out values to its client and publishes to
+// rooms, which deliver each message, encoded once, to every member.
+//
+//	rooms := wsroom.NewRooms[Out]()
+//	chat := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+//		room := rooms.Room(c.Request().PathValue("room"))
+//		leave, err := room.Join(c, Out{Type: "joined"})
+//		if err != nil {
+//			return err
+//		}
+//		defer leave()
+//		for msg, err := range msgs {
+//			if err != nil {
+//				return err
+//			}
+//			room.Publish(Out{Type: "message", Text: msg.Text})
+//		}
+//		return nil
+//	})
+//	mux.Handle("GET /chat/{room}", chat)
+//
+// # Endpoints
+//
+// An Endpoint is an http.Handler: path values, query, headers and context
+// values set by middleware reach the handler through Conn.Request and
+// Conn.Context. Before the upgrade it refuses cross-origin requests (403,
+// see WithOriginPatterns) and runs the Guard (401/403, see RequireToken).
+// The transport is github.com/lxzan/gws; HTTP/1.1 upgrades only.
+//
+// # Inbound messages
+//
+// The handler's range runs the connection's read loop in the handler's own
+// goroutine. Each text frame is decoded and validated against the schema of
+// In, which is reflected by github.com/invopop/jsonschema and compiled, with
+// every keyword (formats included) enforced, by
+// github.com/santhosh-tekuri/jsonschema/v6. By default unknown fields are
+// rejected (additionalProperties: false) and fields without omitempty are
+// required; WithReflector changes that. An invalid message, or a binary
+// frame, is answered by the InvalidPolicy (WithInvalid): by default the
+// sender alone receives {"type":"error","error":"<reason>"} and the handler
+// never sees the message.
+//
+// # Rooms
+//
+// Rooms is a registry of rooms keyed by name. A room's subscriber set is an
+// immutable snapshot behind an atomic pointer: Publish takes no lock, and
+// hands the same encoded frame to every connection. Messages published from
+// one goroutine arrive in order; Join subscribes and announces in one step;
+// a room with no subscribers is removed. With a Broker (WithBroker), rooms
+// of the same name in several processes form one room.
+//
+// # Slow consumers
+//
+// Each connection has a bounded send queue (WithSendQueue; 1024 frames and
+// 1 MiB by default) drained by a writer that writes everything queued in
+// one call. Publish and Send never block on the network. When a queue is
+// full the connection is closed with 1008 "slow consumer" (OverflowClose),
+// or, with OverflowDrop, the message is dropped for that connection and
+// counted. A write blocked for longer than the write timeout closes the
+// connection too.
+//
+// # Closing
+//
+// The close codes: 1000 when the handler returns nil or calls Close; 1001
+// on Shutdown or after the idle timeout; 1002 for protocol errors; 1007 for
+// invalid UTF-8 (and invalid messages under InvalidClose); 1008 for slow
+// consumers; 1009 for a message over the read limit; 1011 when the handler
+// panics or fails. Shutdown closes every connection with 1001 and waits for
+// the handlers.
+package wsroom

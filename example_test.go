@@ -1,0 +1,144 @@
+package wsroom_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/wsroom/wsroom"
+)
+
+// An endpoint is an http.Handler: mount it on any router. The handler
+// ranges over the client's messages, already decoded and validated.
+func ExampleNew() {
+	type In struct {
+		Type    string `json:"type" jsonschema:"enum=message,enum=typing"`
+		Content string `json:"content,omitempty"`
+	}
+	type Out struct {
+		Echo string `json:"echo"`
+	}
+	echo := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			if err := c.Send(Out{Echo: msg.Content}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /echo", echo)
+	_ = http.ListenAndServe("localhost:8080", mux)
+}
+
+// Rooms broadcast to every subscriber. In-process consumers subscribe a
+// func; connections subscribe with Subscribe or Join.
+func ExampleRooms() {
+	type Event struct {
+		Kind string `json:"kind"`
+	}
+	rooms := wsroom.NewRooms[Event]()
+	lobby := rooms.Room("lobby")
+	stop := lobby.SubscribeFunc(func(e Event) { fmt.Println("lobby got", e.Kind) })
+
+	_ = lobby.Publish(Event{Kind: "hello"})
+	_ = rooms.Room("elsewhere").Publish(Event{Kind: "not for the lobby"})
+	fmt.Println("rooms with subscribers:", rooms.Len())
+
+	stop() // the last subscriber left: the room is removed
+	fmt.Println("rooms with subscribers:", rooms.Len())
+	// Output:
+	// lobby got hello
+	// rooms with subscribers: 1
+	// rooms with subscribers: 0
+}
+
+// Join subscribes a connection and announces it in one step, so the joiner
+// sees its own announcement first; the room learns of the leave after.
+func ExampleRoom_Join() {
+	type In struct {
+		Text string `json:"text"`
+	}
+	type Out struct {
+		Kind string `json:"kind"`
+		From string `json:"from"`
+		Text string `json:"text,omitempty"`
+	}
+	rooms := wsroom.NewRooms[Out]()
+	chat := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+		room := rooms.Room(c.Request().PathValue("room"))
+		name := c.Request().URL.Query().Get("name")
+		leave, err := room.Join(c, Out{Kind: "joined", From: name})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			leave()
+			_ = room.Publish(Out{Kind: "left", From: name})
+		}()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			_ = room.Publish(Out{Kind: "said", From: name, Text: msg.Text})
+		}
+		return nil
+	})
+	http.Handle("GET /rooms/{room}", chat)
+}
+
+type userKey struct{}
+
+// RequireToken authenticates the upgrade request before it is upgraded:
+// from "Authorization: Bearer <token>", or ?token= for browsers.
+func ExampleRequireToken() {
+	verify := func(ctx context.Context, token string) (context.Context, error) {
+		user, ok := lookupSession(token)
+		if !ok {
+			return nil, wsroom.ErrUnauthorized // 401, no upgrade
+		}
+		return context.WithValue(ctx, userKey{}, user), nil
+	}
+	ep := wsroom.New(func(c *wsroom.Conn[string], msgs iter.Seq2[string, error]) error {
+		user := c.Context().Value(userKey{}).(string)
+		return c.Send("hello " + user)
+	}, wsroom.WithGuard(wsroom.RequireToken(verify)))
+	http.Handle("GET /ws", ep)
+}
+
+func lookupSession(token string) (string, bool) { return "alice", token == "t0k3n" }
+
+// Shutdown closes WebSockets with 1001 and waits for their handlers;
+// http.Server.Shutdown does not wait for hijacked connections, so call both.
+func ExampleEndpoint_Shutdown() {
+	ep := wsroom.New(func(c *wsroom.Conn[string], msgs iter.Seq2[string, error]) error {
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	srv := &http.Server{Addr: "localhost:8080", Handler: ep, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+			log.Fatal(err)
+		}
+	}()
+
+	// ... on SIGTERM:
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	go srv.Shutdown(ctx) // stop accepting, drain plain HTTP
+	if err := ep.Shutdown(ctx); err != nil {
+		log.Print("connections still closing: ", err)
+	}
+}
