@@ -2,9 +2,11 @@ package wsroom
 
 import (
 	"encoding/json"
+	"fmt"
 	"iter"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 )
 
 // Rooms is a registry of rooms of messages of type M, keyed by name. It is
@@ -13,6 +15,26 @@ type Rooms[M any] struct {
 	live   sync.Map // name → *Room[M], for exactly the rooms that have subscribers
 	count  atomic.Int64
 	broker Broker
+
+	brokerErrors, remoteDelivered, remoteInvalid atomic.Int64
+}
+
+// RoomsStats is a snapshot of a registry's counters.
+type RoomsStats struct {
+	Rooms           int64 // rooms with subscribers now
+	BrokerErrors    int64 // publishes the broker did not take (Publish returned its error)
+	RemoteDelivered int64 // messages from other processes handed to local subscribers
+	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
+}
+
+// Stats returns a snapshot of the registry's counters.
+func (rs *Rooms[M]) Stats() RoomsStats {
+	return RoomsStats{
+		Rooms:           rs.count.Load(),
+		BrokerErrors:    rs.brokerErrors.Load(),
+		RemoteDelivered: rs.remoteDelivered.Load(),
+		RemoteInvalid:   rs.remoteInvalid.Load(),
+	}
 }
 
 // NewRooms returns an empty registry.
@@ -129,8 +151,17 @@ func (r *Room[M]) Publish(m M) error {
 	if set != nil {
 		set.deliver(m, frame)
 	}
-	if b != nil {
-		return b.Publish(r.name, framePayload(frame))
+	return r.rooms.toBroker(r.name, frame)
+}
+
+// toBroker hands a published frame's payload to the broker, if any.
+func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
+	if rs.broker == nil {
+		return nil
+	}
+	if err := rs.broker.Publish(room, framePayload(frame)); err != nil {
+		rs.brokerErrors.Add(1)
+		return fmt.Errorf("wsroom: broker: %w", err)
 	}
 	return nil
 }
@@ -160,10 +191,7 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 	if old != nil {
 		old.deliver(m, frame)
 	}
-	if b := r.rooms.broker; b != nil {
-		err = b.Publish(r.name, framePayload(frame))
-	}
-	return leave, err
+	return leave, r.rooms.toBroker(r.name, frame)
 }
 
 // SubscribeFunc adds an in-process consumer: fn is called with every message
@@ -253,15 +281,23 @@ func (r *Room[M]) remove(s *subscriber[M]) {
 	}
 }
 
-// deliverRemote hands local subscribers a message another process published.
+// deliverRemote hands local subscribers a message another process
+// published. The bytes come from outside the process: what is not valid
+// UTF-8 JSON (which browsers would fail the connection on), or not an M
+// when funcs need one, is counted and dropped.
 func (r *Room[M]) deliverRemote(payload []byte) {
 	set := r.set.Load()
 	if set == nil || len(set.subs) == 0 {
 		return
 	}
+	if !utf8.Valid(payload) || !json.Valid(payload) {
+		r.rooms.remoteInvalid.Add(1)
+		return
+	}
 	var m M
 	if len(set.subs) > set.conns {
 		if err := json.Unmarshal(payload, &m); err != nil {
+			r.rooms.remoteInvalid.Add(1)
 			return
 		}
 	}
@@ -270,6 +306,7 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 		frame = newFrame(opText, payload)
 	}
 	set.deliver(m, frame)
+	r.rooms.remoteDelivered.Add(1)
 }
 
 // deliver hands one message to every subscriber in the snapshot.

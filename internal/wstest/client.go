@@ -167,6 +167,16 @@ func (c *Client) Next(t testing.TB) Event {
 	return Event{}
 }
 
+// NextWithin returns the next event, or false if none came within d.
+func (c *Client) NextWithin(d time.Duration) (Event, bool) {
+	select {
+	case ev, ok := <-c.events:
+		return ev, ok
+	case <-time.After(d):
+		return Event{}, false
+	}
+}
+
 // Message returns the next data message, failing the test if the
 // connection ends first.
 func (c *Client) Message(t testing.TB) []byte {

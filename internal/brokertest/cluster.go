@@ -1,0 +1,195 @@
+package brokertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/wstest"
+)
+
+// Msg is what the test instances' clients send and receive.
+type Msg struct {
+	From string `json:"from"`
+	Seq  int    `json:"seq"`
+}
+
+// Instance is one wsroom process: a registry of rooms on a broker and an
+// endpoint at /{room} that publishes every message its clients send.
+type Instance struct {
+	Name     string
+	Rooms    *wsroom.Rooms[Msg]
+	Endpoint *wsroom.Endpoint[Msg, Msg]
+	URL      string
+}
+
+// StartInstance serves an instance on a real socket until cleanup.
+func StartInstance(t testing.TB, name string, b wsroom.Broker) *Instance {
+	t.Helper()
+	in := &Instance{Name: name, Rooms: wsroom.NewRooms[Msg](wsroom.WithBroker(b))}
+	in.Endpoint = wsroom.New(func(c *wsroom.Conn[Msg], msgs iter.Seq2[Msg, error]) error {
+		room := in.Rooms.Room(c.Request().PathValue("room"))
+		defer room.Subscribe(c)()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			// A broker error is counted in Rooms.Stats; local members
+			// have the message regardless, so the connection goes on.
+			_ = room.Publish(msg)
+		}
+		return nil
+	}, wsroom.WithSendQueue(1<<14, 8<<20))
+	mux := http.NewServeMux()
+	mux.Handle("GET /{room}", in.Endpoint)
+	srv := httptest.NewServer(mux)
+	in.URL = srv.URL
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
+		defer cancel()
+		_ = in.Endpoint.Shutdown(ctx)
+		srv.Close()
+	})
+	return in
+}
+
+// Join connects a client to room on the instance and waits until the room
+// has it.
+func (in *Instance) Join(t testing.TB, room string) *wstest.Client {
+	t.Helper()
+	before := in.Rooms.Room(room).Len()
+	c := wstest.Dial(t, in.URL+"/"+room)
+	deadline := time.Now().Add(wstest.Timeout)
+	for in.Rooms.Room(room).Len() <= before {
+		if time.Now().After(deadline) {
+			t.Fatal("client never joined")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return c
+}
+
+// next returns the next message c receives that is not a probe (Seq < 0).
+func next(t testing.TB, c *wstest.Client) Msg {
+	t.Helper()
+	for {
+		var m Msg
+		c.JSON(t, &m)
+		if m.Seq >= 0 {
+			return m
+		}
+	}
+}
+
+// Bridge sends probes from one client until another, on another instance,
+// receives one of them: the brokers' subscriptions are then active end to
+// end in that direction.
+func Bridge(t testing.TB, from, to *wstest.Client) {
+	t.Helper()
+	probe := fmt.Sprintf("probe-%p", from)
+	deadline := time.Now().Add(2 * wstest.Timeout)
+	for i := -1; time.Now().Before(deadline); i-- {
+		from.Send(t, Msg{From: probe, Seq: i})
+		wait := time.Now().Add(50 * time.Millisecond)
+		for time.Now().Before(wait) {
+			ev, ok := to.NextWithin(time.Until(wait))
+			if !ok {
+				break
+			}
+			if ev.Closed {
+				t.Fatalf("connection closed (%d %s) while bridging", ev.Code, ev.Reason)
+			}
+			var m Msg
+			if json.Unmarshal(ev.Data, &m) == nil && m.From == probe {
+				return
+			}
+		}
+	}
+	t.Fatal("the instances never connected through the broker")
+}
+
+// TwoInstances runs two complete wsroom instances joined by the pair's
+// brokers: a client on A publishes n messages, a client on B receives them
+// all in order, and A's client gets each of its own exactly once.
+func TwoInstances(t *testing.T, pair Pair, n int) {
+	a, b := pair(t)
+	A, B := StartInstance(t, "A", a), StartInstance(t, "B", b)
+	ca, cb := A.Join(t, "room"), B.Join(t, "room")
+	Bridge(t, ca, cb)
+	drainProbes(t, ca, cb)
+	go func() {
+		for i := range n {
+			ca.Send(t, Msg{From: "a", Seq: i})
+		}
+	}()
+	for i := range n {
+		if m := next(t, cb); m.From != "a" || m.Seq != i {
+			t.Fatalf("B got %+v, want message %d from a", m, i)
+		}
+	}
+	for i := range n {
+		if m := next(t, ca); m.From != "a" || m.Seq != i {
+			t.Fatalf("A got %+v, want its own message %d once", m, i)
+		}
+	}
+	// No duplicate trails behind: the next message A gets is a marker.
+	cb.Send(t, Msg{From: "b", Seq: n})
+	if m := next(t, ca); m.From != "b" {
+		t.Fatalf("A got %+v after its own messages, want b's marker: an echo was delivered twice", m)
+	}
+}
+
+// drainProbes sends a marker through each client and discards what they
+// receive until it arrives, so no probe is left in flight.
+func drainProbes(t testing.TB, clients ...*wstest.Client) {
+	t.Helper()
+	for i, c := range clients {
+		marker := Msg{From: fmt.Sprint("drain", i), Seq: -1000 - i}
+		c.Send(t, marker)
+		for {
+			var m Msg
+			c.JSON(t, &m)
+			if m == marker {
+				break
+			}
+		}
+	}
+}
+
+// Outage stops the broker server under two instances and starts it again:
+// local delivery works throughout, publishes during the outage fail and are
+// counted, and afterwards the rooms are subscribed again without any user
+// code, in both directions.
+func Outage(t *testing.T, pair Pair, stop, start func()) {
+	a, b := pair(t)
+	A, B := StartInstance(t, "A", a), StartInstance(t, "B", b)
+	a1, a2, b1 := A.Join(t, "o"), A.Join(t, "o"), B.Join(t, "o")
+	Bridge(t, a1, b1)
+	drainProbes(t, a1, a2, b1)
+
+	stop()
+	errorsBefore := A.Rooms.Stats().BrokerErrors
+	for i := range 20 {
+		a1.Send(t, Msg{From: "a1", Seq: i})
+		if m := next(t, a2); m.From != "a1" || m.Seq != i {
+			t.Fatalf("during the outage a2 got %+v, want a1's message %d: local delivery must go on", m, i)
+		}
+	}
+	deadline := time.Now().Add(wstest.Timeout)
+	for A.Rooms.Stats().BrokerErrors == errorsBefore {
+		if time.Now().After(deadline) {
+			t.Fatal("publishes during the outage reported no error")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	start()
+	Bridge(t, a1, b1) // A to B again
+	Bridge(t, b1, a2) // and B to A
+}

@@ -1,0 +1,103 @@
+// Package brokertest holds what every wsroom.Broker must pass: a
+// conformance suite for the Broker contract, an end-to-end check of two
+// wsroom instances joined by a broker, and an in-memory broker that the
+// core's tests use. The adapters (natsbroker, redisbroker) run the same
+// suite against real servers.
+package brokertest
+
+import (
+	"sync"
+
+	"github.com/wsroom/wsroom"
+)
+
+// Memory is an in-process message bus standing in for a broker server;
+// each Broker it hands out plays one process.
+type Memory struct {
+	mu   sync.Mutex
+	subs map[string]map[*memSub]struct{}
+	down bool
+}
+
+type memSub struct {
+	owner   *memBroker
+	deliver func([]byte)
+	mu      sync.Mutex // one delivery at a time, in order
+}
+
+// NewMemory returns an empty bus.
+func NewMemory() *Memory { return &Memory{subs: map[string]map[*memSub]struct{}{}} }
+
+// Broker returns a broker for one more process on the bus.
+func (m *Memory) Broker() wsroom.Broker { return &memBroker{bus: m} }
+
+// SetDown makes publishing fail while down is set, as an unreachable
+// server would.
+func (m *Memory) SetDown(down bool) {
+	m.mu.Lock()
+	m.down = down
+	m.mu.Unlock()
+}
+
+// Inject delivers payload to every subscriber of room, as a foreign
+// publisher on the bus would.
+func (m *Memory) Inject(room string, payload []byte) { m.publish(nil, room, payload) }
+
+type memBroker struct{ bus *Memory }
+
+// errDown is what publishing returns while the bus is down.
+type errDown struct{}
+
+func (errDown) Error() string { return "brokertest: bus is down" }
+
+func (b *memBroker) Publish(room string, payload []byte) error {
+	return b.bus.publish(b, room, payload)
+}
+
+func (m *Memory) publish(from *memBroker, room string, payload []byte) error {
+	m.mu.Lock()
+	if m.down {
+		m.mu.Unlock()
+		return errDown{}
+	}
+	var targets []*memSub
+	for s := range m.subs[room] {
+		if s.owner != from {
+			targets = append(targets, s)
+		}
+	}
+	m.mu.Unlock()
+	msg := append([]byte(nil), payload...)
+	for _, s := range targets {
+		s.mu.Lock()
+		s.deliver(msg)
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+func (b *memBroker) Subscribe(room string, deliver func([]byte)) (cancel func()) {
+	s := &memSub{owner: b, deliver: deliver}
+	m := b.bus
+	m.mu.Lock()
+	if m.subs[room] == nil {
+		m.subs[room] = map[*memSub]struct{}{}
+	}
+	m.subs[room][s] = struct{}{}
+	m.mu.Unlock()
+	return func() {
+		m.mu.Lock()
+		delete(m.subs[room], s)
+		if len(m.subs[room]) == 0 {
+			delete(m.subs, room)
+		}
+		m.mu.Unlock()
+	}
+}
+
+// Subscriptions returns how many subscriptions the bus holds for room.
+func (m *Memory) Subscriptions(room string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.subs[room])
+}

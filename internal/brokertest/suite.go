@@ -1,0 +1,188 @@
+package brokertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/wstest"
+)
+
+// Pair returns two brokers standing for two processes that share one
+// server; they are closed at the test's cleanup.
+type Pair func(t *testing.T) (a, b wsroom.Broker)
+
+// Run checks the Broker contract: delivery to other processes but not back
+// to the publisher, per-publisher order, rooms kept apart whatever their
+// names, and cancel.
+func Run(t *testing.T, pair Pair) {
+	t.Run("DeliversToOtherProcessesOnly", func(t *testing.T) { deliversToOthersOnly(t, pair) })
+	t.Run("KeepsPublisherOrder", func(t *testing.T) { keepsOrder(t, pair) })
+	t.Run("KeepsRoomsApartWhateverTheirNames", func(t *testing.T) { keepsRoomsApart(t, pair) })
+	t.Run("CancelStopsDelivery", func(t *testing.T) { cancelStops(t, pair) })
+}
+
+// Inbox records what a subscription delivers.
+type Inbox struct{ ch chan []byte }
+
+// NewInbox returns an inbox holding up to n messages.
+func NewInbox(n int) *Inbox { return &Inbox{ch: make(chan []byte, n)} }
+
+// Deliver is the func to hand Subscribe.
+func (in *Inbox) Deliver(p []byte) { in.ch <- append([]byte(nil), p...) }
+
+// Next returns the next payload that is not a probe, failing the test
+// after wstest.Timeout.
+func (in *Inbox) Next(t testing.TB) []byte {
+	t.Helper()
+	deadline := time.After(wstest.Timeout)
+	for {
+		select {
+		case p := <-in.ch:
+			if !isProbe(p) {
+				return p
+			}
+		case <-deadline:
+			t.Fatal("no message within", wstest.Timeout)
+		}
+	}
+}
+
+func isProbe(p []byte) bool { return bytes.HasPrefix(p, []byte(`{"probe":`)) }
+
+// Await publishes probes on from until to's inbox gets one: real brokers
+// set up subscriptions asynchronously, and a test must not race them.
+func Await(t testing.TB, from wsroom.Broker, room string, to *Inbox) {
+	t.Helper()
+	deadline := time.Now().Add(wstest.Timeout)
+	for i := 0; time.Now().Before(deadline); i++ {
+		_ = from.Publish(room, fmt.Appendf(nil, `{"probe":%d}`, i))
+		select {
+		case p := <-to.ch:
+			if isProbe(p) {
+				return
+			}
+			t.Fatalf("got %s while waiting for a probe", p)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("subscription to %q never became active", room)
+}
+
+func deliversToOthersOnly(t *testing.T, pair Pair) {
+	a, b := pair(t)
+	inA, inB := NewInbox(1024), NewInbox(1024)
+	defer a.Subscribe("r", inA.Deliver)()
+	defer b.Subscribe("r", inB.Deliver)()
+	Await(t, a, "r", inB)
+	Await(t, b, "r", inA)
+	if err := a.Publish("r", []byte(`{"from":"a","text":"héllo \u263a"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := inB.Next(t); string(got) != `{"from":"a","text":"héllo \u263a"}` {
+		t.Fatalf("b got %s", got)
+	}
+	// a must not have had its own message back: the next thing a gets is
+	// what b publishes now.
+	if err := b.Publish("r", []byte(`{"from":"b"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := inA.Next(t); string(got) != `{"from":"b"}` {
+		t.Fatalf("a got %s: its own publish was echoed back", got)
+	}
+}
+
+func keepsOrder(t *testing.T, pair Pair) {
+	const n = 5000
+	a, b := pair(t)
+	inB := NewInbox(n + 64)
+	defer b.Subscribe("order", inB.Deliver)()
+	Await(t, a, "order", inB)
+	go func() {
+		for i := range n {
+			if err := a.Publish("order", fmt.Appendf(nil, `{"seq":%d}`, i)); err != nil {
+				t.Errorf("publish %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	for i := range n {
+		var m struct{ Seq int }
+		if err := json.Unmarshal(inB.Next(t), &m); err != nil || m.Seq != i {
+			t.Fatalf("message %d: seq %d (%v)", i, m.Seq, err)
+		}
+	}
+}
+
+// hostileNames are room names that must neither be refused nor reach
+// other rooms: wildcards and separators of NATS subjects and Redis
+// patterns, spaces, control characters, non-ASCII and very long names.
+var hostileNames = []string{
+	"plain", "", "a.b", "a.*", "*", ">", "a.>", "a b", "tab\there", "new\nline",
+	"ümlaut-房间", "a/b", "room:1", "wsroom", "[abc]", "a?c", "h*llo", "%2A", "$SYS",
+	strings.Repeat("long", 100),
+}
+
+func keepsRoomsApart(t *testing.T, pair Pair) {
+	a, b := pair(t)
+	inboxes := make([]*Inbox, len(hostileNames))
+	for i, name := range hostileNames {
+		inboxes[i] = NewInbox(64)
+		defer b.Subscribe(name, inboxes[i].Deliver)()
+	}
+	for i, name := range hostileNames {
+		Await(t, a, name, inboxes[i])
+	}
+	for i, name := range hostileNames {
+		if err := a.Publish(name, fmt.Appendf(nil, `{"room":%d}`, i)); err != nil {
+			t.Fatalf("publish to %q: %v", name, err)
+		}
+	}
+	for i, name := range hostileNames {
+		want := fmt.Sprintf(`{"room":%d}`, i)
+		if got := inboxes[i].Next(t); string(got) != want {
+			t.Fatalf("room %q got %s, want %s", name, got, want)
+		}
+	}
+	// Nothing else arrived anywhere: a marker is each room's next message.
+	for i, name := range hostileNames {
+		if err := a.Publish(name, []byte(`{"marker":true}`)); err != nil {
+			t.Fatal(err)
+		}
+		if got := inboxes[i].Next(t); string(got) != `{"marker":true}` {
+			t.Fatalf("room %q got %s, want only its own messages", name, got)
+		}
+	}
+}
+
+func cancelStops(t *testing.T, pair Pair) {
+	a, b := pair(t)
+	cancelled, kept := NewInbox(64), NewInbox(64)
+	cancel := b.Subscribe("c", cancelled.Deliver)
+	defer b.Subscribe("c", kept.Deliver)()
+	Await(t, a, "c", cancelled)
+	Await(t, a, "c", kept)
+	cancel()
+	if err := a.Publish("c", []byte(`{"after":"cancel"}`)); err != nil {
+		t.Fatal(err)
+	}
+	kept.Next(t) // the message went out...
+	if err := a.Publish("c", []byte(`{"after":"cancel","n":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	kept.Next(t)
+	for { // ...and reached only the live subscription
+		select {
+		case p := <-cancelled.ch:
+			if !isProbe(p) {
+				t.Fatalf("cancelled subscription got %s", p)
+			}
+		default:
+			return
+		}
+	}
+}
