@@ -81,7 +81,9 @@ func BenchmarkPublish(b *testing.B) {
 			conns, srv := stubConns[benchMsg](n)
 			room := NewRooms[benchMsg]().Room("bench")
 			for _, c := range conns {
-				room.Subscribe(c)
+				if _, err := room.Subscribe(c); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -99,7 +101,7 @@ func BenchmarkPublish(b *testing.B) {
 			room := NewRooms[benchMsg]().Room("bench")
 			var got int
 			for range n {
-				room.SubscribeFunc(func(benchMsg) { got++ })
+				_, _ = room.SubscribeFunc(func(benchMsg) { got++ })
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -25,8 +25,14 @@ type Broker interface {
 type RoomsOption func(*roomsConfig)
 
 type roomsConfig struct {
-	broker Broker
+	broker   Broker
+	maxRooms int
 }
+
+// WithMaxRooms caps the rooms that may have subscribers at once; a
+// subscription that would create one more fails with ErrTooManyRooms.
+// Zero, the default, means no cap.
+func WithMaxRooms(n int) RoomsOption { return func(c *roomsConfig) { c.maxRooms = n } }
 
 // WithBroker joins the registry's rooms with the rooms of the same names in
 // every process using the same broker.

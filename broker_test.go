@@ -37,8 +37,8 @@ func TestRoomHoldsABrokerSubscriptionOnlyWhileItHasMembers(t *testing.T) {
 	if n := m.Subscriptions("r"); n != 0 {
 		t.Fatalf("%d subscriptions before anyone joined", n)
 	}
-	leave1 := rooms.Room("r").SubscribeFunc(func(string) {})
-	leave2 := rooms.Room("r").SubscribeFunc(func(string) {})
+	leave1, _ := rooms.Room("r").SubscribeFunc(func(string) {})
+	leave2, _ := rooms.Room("r").SubscribeFunc(func(string) {})
 	if n := m.Subscriptions("r"); n != 1 {
 		t.Fatalf("%d subscriptions with two members, want 1", n)
 	}
@@ -91,7 +91,8 @@ func TestInvalidBytesFromTheBrokerAreCountedAndDropped(t *testing.T) {
 	m := brokertest.NewMemory()
 	rooms := wsroom.NewRooms[chatOut](wsroom.WithBroker(m.Broker()))
 	funcGot := make(chan chatOut, 16)
-	defer rooms.Room("in").SubscribeFunc(func(o chatOut) { funcGot <- o })()
+	leave, _ := rooms.Room("in").SubscribeFunc(func(o chatOut) { funcGot <- o })
+	defer leave()
 	_, srv := serve(t, member(rooms))
 	c := wstest.Dial(t, srv.URL+"/ws/in")
 	waitFor(t, "a member", func() bool { return rooms.Room("in").Len() == 2 })

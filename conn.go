@@ -126,6 +126,8 @@ type conn struct {
 	closing   atomic.Bool     // set when closing starts: reads fail, gws may not write
 	lastSeen  atomic.Int64    // nanotime of the last frame from the peer
 	peerClose *gws.CloseError // the peer's close frame; reader goroutine only
+	tokens    float64         // rate limit bucket; reader goroutine only
+	refilled  int64           // nanotime the bucket was last refilled
 }
 
 // closeMode says what happens to the frames queued when a close starts.
@@ -286,6 +288,28 @@ func (c *conn) streamEnd(readErr error) error {
 
 // touch records that the peer is alive.
 func (c *conn) touch() { c.lastSeen.Store(nanotime()) }
+
+// received records an inbound message and reports whether it is within the
+// rate limit.
+func (c *conn) received() bool {
+	now := nanotime()
+	c.lastSeen.Store(now)
+	if c.cfg.rate == 0 {
+		return true
+	}
+	burst := float64(c.cfg.burst)
+	if c.refilled == 0 {
+		c.tokens = burst
+	} else {
+		c.tokens = min(burst, c.tokens+float64(now-c.refilled)*c.cfg.rate/1e9)
+	}
+	c.refilled = now
+	if c.tokens < 1 {
+		return false
+	}
+	c.tokens--
+	return true
+}
 
 // startHeartbeat arms the timer that pings the peer and closes it when it
 // has been silent past the idle timeout.

@@ -47,7 +47,10 @@ func ExampleRooms() {
 	}
 	rooms := wsroom.NewRooms[Event]()
 	lobby := rooms.Room("lobby")
-	stop := lobby.SubscribeFunc(func(e Event) { fmt.Println("lobby got", e.Kind) })
+	stop, err := lobby.SubscribeFunc(func(e Event) { fmt.Println("lobby got", e.Kind) })
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	_ = lobby.Publish(Event{Kind: "hello"})
 	_ = rooms.Room("elsewhere").Publish(Event{Kind: "not for the lobby"})

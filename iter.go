@@ -33,9 +33,15 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 				}
 				return
 			}
-			c.touch()
 			c.stats.messagesIn.Add(1)
 			c.stats.bytesIn.Add(int64(msg.Data.Len()))
+			if !c.received() {
+				_ = msg.Close()
+				if c.closeWith(closedByServer, StatusPolicyViolation, "rate limit exceeded", dropQueue) {
+					c.stats.rateLimited.Add(1)
+				}
+				continue
+			}
 			var v In
 			var bad *InvalidMessageError
 			if msg.Opcode != gws.OpcodeText {

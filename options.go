@@ -18,6 +18,8 @@ const (
 	DefaultPingInterval     = 25 * time.Second // how often the server pings
 	DefaultIdleTimeout      = 60 * time.Second // how long a silent peer is kept
 	DefaultHandshakeTimeout = 5 * time.Second  // deadline for writing the upgrade response
+	DefaultRateLimit        = 1000             // inbound messages per second a connection may sustain
+	DefaultRateBurst        = 1000             // inbound messages a connection may send at once
 )
 
 // closeLinger bounds how long a closed connection waits for the peer to
@@ -45,6 +47,8 @@ type config struct {
 	idleTimeout      time.Duration
 	handshakeTimeout time.Duration
 	maxConnections   int
+	rate             float64 // messages per second; 0: no limit
+	burst            int
 	logger           *slog.Logger
 	reflector        *jsonschema.Reflector
 }
@@ -58,6 +62,8 @@ func newConfig(opts []Option) *config {
 		pingInterval:     DefaultPingInterval,
 		idleTimeout:      DefaultIdleTimeout,
 		handshakeTimeout: DefaultHandshakeTimeout,
+		rate:             DefaultRateLimit,
+		burst:            DefaultRateBurst,
 		errorReply:       defaultErrorReply,
 	}
 	for _, o := range opts {
@@ -85,6 +91,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("wsroom: handshake timeout %v: must be positive", c.handshakeTimeout)
 	case c.pingInterval > 0 && c.idleTimeout <= c.pingInterval:
 		return fmt.Errorf("wsroom: idle timeout %v must exceed the ping interval %v", c.idleTimeout, c.pingInterval)
+	case c.rate < 0 || (c.rate > 0 && c.burst < 1):
+		return fmt.Errorf("wsroom: rate limit %v/s with burst %d: want a positive rate and burst, or rate 0", c.rate, c.burst)
 	case c.maxConnections < 0:
 		return fmt.Errorf("wsroom: max connections %d: must not be negative", c.maxConnections)
 	case c.errorReply == nil:
@@ -180,6 +188,16 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // upgrades above it are refused with 503 Service Unavailable and a
 // Retry-After header. Zero, the default, means no cap.
 func WithMaxConnections(n int) Option { return func(c *config) { c.maxConnections = n } }
+
+// WithRateLimit limits the messages each connection may send: perSecond on
+// average, burst at once (a token bucket). A connection that exceeds it is
+// closed with StatusPolicyViolation, reason "rate limit exceeded", and
+// counted in Stats.RateLimited. Pings and pongs do not count. A zero rate
+// turns the limit off. Defaults DefaultRateLimit and DefaultRateBurst:
+// generous for people and games, fatal to a flood.
+func WithRateLimit(perSecond float64, burst int) Option {
+	return func(c *config) { c.rate, c.burst = perSecond, burst }
+}
 
 // WithLogger sets where the endpoint logs handler panics and errors.
 // Default slog.Default().

@@ -12,11 +12,12 @@ import (
 // Rooms is a registry of rooms of messages of type M, keyed by name. It is
 // safe for concurrent use, and reading it takes no lock.
 type Rooms[M any] struct {
-	live   sync.Map // name → *Room[M], for exactly the rooms that have subscribers
-	count  atomic.Int64
-	broker Broker
+	live     sync.Map     // name → *Room[M], for exactly the rooms that have subscribers
+	count    atomic.Int64 // rooms in live, plus reservations being inserted
+	maxRooms int64
+	broker   Broker
 
-	brokerErrors, remoteDelivered, remoteInvalid atomic.Int64
+	brokerErrors, remoteDelivered, remoteInvalid, refused atomic.Int64
 }
 
 // RoomsStats is a snapshot of a registry's counters.
@@ -25,6 +26,7 @@ type RoomsStats struct {
 	BrokerErrors    int64 // publishes the broker did not take (Publish returned its error)
 	RemoteDelivered int64 // messages from other processes handed to local subscribers
 	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
+	Refused         int64 // subscriptions refused with ErrTooManyRooms
 }
 
 // Stats returns a snapshot of the registry's counters.
@@ -34,6 +36,7 @@ func (rs *Rooms[M]) Stats() RoomsStats {
 		BrokerErrors:    rs.brokerErrors.Load(),
 		RemoteDelivered: rs.remoteDelivered.Load(),
 		RemoteInvalid:   rs.remoteInvalid.Load(),
+		Refused:         rs.refused.Load(),
 	}
 }
 
@@ -43,7 +46,18 @@ func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Rooms[M]{broker: cfg.broker}
+	return &Rooms[M]{broker: cfg.broker, maxRooms: int64(cfg.maxRooms)}
+}
+
+// reserve counts a room about to be inserted, unless that would pass the
+// cap.
+func (rs *Rooms[M]) reserve() bool {
+	if rs.count.Add(1) > rs.maxRooms && rs.maxRooms > 0 {
+		rs.count.Add(-1)
+		rs.refused.Add(1)
+		return false
+	}
+	return true
 }
 
 // Room returns the room called name, creating it if needed. A room is listed
@@ -168,8 +182,9 @@ func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
 
 // Subscribe adds c to the room: c receives every message published from now
 // on. It returns a func that removes c (safe to call more than once); c also
-// leaves when its handler returns.
-func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func()) {
+// leaves when its handler returns. The error is ErrTooManyRooms when the
+// room does not exist and the registry is at its cap (WithMaxRooms).
+func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 	return r.subscribe(&subscriber[M]{conn: c}, nil)
 }
 
@@ -184,10 +199,13 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 		return func() {}, err
 	}
 	var old *members[M]
-	leave = r.subscribe(&subscriber[M]{conn: c}, func(set *members[M]) {
+	leave, err = r.subscribe(&subscriber[M]{conn: c}, func(set *members[M]) {
 		_ = c.c.enqueue(frame) // before c is visible to any publisher
 		old = set
 	})
+	if err != nil {
+		return leave, err
+	}
 	if old != nil {
 		old.deliver(m, frame)
 	}
@@ -196,8 +214,9 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 
 // SubscribeFunc adds an in-process consumer: fn is called with every message
 // published from now on, in the publisher's goroutine (or the broker's), so
-// it must not block. It returns a func that removes fn.
-func (r *Room[M]) SubscribeFunc(fn func(M)) (unsubscribe func()) {
+// it must not block. It returns a func that removes fn, or ErrTooManyRooms
+// as Subscribe does.
+func (r *Room[M]) SubscribeFunc(fn func(M)) (unsubscribe func(), err error) {
 	return r.subscribe(&subscriber[M]{fn: fn}, nil)
 }
 
@@ -213,27 +232,31 @@ func (r *Room[M]) current() *members[M] {
 	return nil
 }
 
-func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) func() {
+func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (func(), error) {
 	room := r.add(s, before)
+	if room == nil {
+		return func() {}, ErrTooManyRooms
+	}
 	var once sync.Once
 	leave := func() { once.Do(func() { room.remove(s) }) }
 	if s.conn == nil {
-		return leave
+		return leave, nil
 	}
 	m := &membership{leave: leave}
 	if !s.conn.c.join(m) {
 		leave() // the handler has ended: its connection is closing
-		return leave
+		return leave, nil
 	}
 	return func() {
 		s.conn.c.forget(m)
 		leave()
-	}
+	}, nil
 }
 
 // add inserts s into the live room of r's name, making r that room if there
-// is none, and returns the room it joined. before runs under the room's lock
-// just before s becomes visible to publishers, with the previous snapshot.
+// is none, and returns the room it joined, or nil when a new room would
+// exceed the registry's cap. before runs under the room's lock just before s
+// becomes visible to publishers, with the previous snapshot.
 func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 	room := r
 	for {
@@ -242,12 +265,21 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 		if set == nil {
 			// Not in the registry: become the live room, or join the one
 			// that is.
-			if x, loaded := room.rooms.live.LoadOrStore(room.name, room); loaded {
+			if x, ok := room.rooms.live.Load(room.name); ok {
 				room.mu.Unlock()
 				room = x.(*Room[M])
 				continue
 			}
-			room.rooms.count.Add(1)
+			if !room.rooms.reserve() {
+				room.mu.Unlock()
+				return nil
+			}
+			if x, loaded := room.rooms.live.LoadOrStore(room.name, room); loaded {
+				room.rooms.count.Add(-1)
+				room.mu.Unlock()
+				room = x.(*Room[M])
+				continue
+			}
 			set = &members[M]{}
 			if b := room.rooms.broker; b != nil {
 				room.cancelBroker = b.Subscribe(room.name, room.deliverRemote)

@@ -78,7 +78,9 @@ func TestEmptyRoomIsRemovedAndConnectionsLeaveWhenHandlerReturns(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	rooms := wsroom.NewRooms[chatOut]()
 	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		rooms.Room("solo").Subscribe(c) // never unsubscribed by the handler
+		if _, err := rooms.Room("solo").Subscribe(c); err != nil { // never unsubscribed by the handler
+			return err
+		}
 		for range msgs {
 		}
 		return nil
@@ -97,7 +99,11 @@ func TestMembersYieldsTheConnectionsInTheRoom(t *testing.T) {
 	rooms := wsroom.NewRooms[chatOut]()
 	ids := make(chan uint64, 3)
 	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		defer rooms.Room("p").Subscribe(c)()
+		leave, err := rooms.Room("p").Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
 		ids <- c.ID()
 		for range msgs {
 		}
@@ -107,7 +113,7 @@ func TestMembersYieldsTheConnectionsInTheRoom(t *testing.T) {
 		wstest.Dial(t, srv.URL+"/ws/x")
 	}
 	want := []uint64{<-ids, <-ids, <-ids}
-	unsub := rooms.Room("p").SubscribeFunc(func(chatOut) {}) // funcs are not members
+	unsub, _ := rooms.Room("p").SubscribeFunc(func(chatOut) {}) // funcs are not members
 	defer unsub()
 	var got []uint64
 	for c := range rooms.Room("p").Members() {
@@ -218,7 +224,7 @@ func TestSubscribeIsVisibleWhileRoomsAreRemovedConcurrently(t *testing.T) {
 				name := fmt.Sprint("r", (g+i)%3)
 				marker := g*1e6 + i
 				var got atomic.Bool
-				unsub := rooms.Room(name).SubscribeFunc(func(m int) {
+				unsub, _ := rooms.Room(name).SubscribeFunc(func(m int) {
 					if m == marker {
 						got.Store(true)
 					}
@@ -252,7 +258,7 @@ func TestSubscribeIsVisibleWhileRoomsAreRemovedConcurrently(t *testing.T) {
 func TestSubscribeFuncReceivesValuesAndUnsubscribeIsIdempotent(t *testing.T) {
 	rooms := wsroom.NewRooms[string]()
 	var got []string
-	unsub := rooms.Room("x").SubscribeFunc(func(m string) { got = append(got, m) })
+	unsub, _ := rooms.Room("x").SubscribeFunc(func(m string) { got = append(got, m) })
 	_ = rooms.Room("x").Publish("one")
 	unsub()
 	unsub()
@@ -266,7 +272,11 @@ func TestPublishOfUnencodableValueReturnsError(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	rooms := wsroom.NewRooms[any]()
 	_, srv := serve(t, func(c *wsroom.Conn[any], msgs iter.Seq2[chatIn, error]) error {
-		defer rooms.Room("x").Subscribe(c)()
+		leave, err := rooms.Room("x").Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
 		for range msgs {
 		}
 		return nil
@@ -275,5 +285,26 @@ func TestPublishOfUnencodableValueReturnsError(t *testing.T) {
 	waitFor(t, "a member", func() bool { return rooms.Room("x").Len() == 1 })
 	if err := rooms.Room("x").Publish(make(chan int)); err == nil {
 		t.Fatal("Publish of a channel returned nil, want an encoding error")
+	}
+}
+
+func TestMaxRoomsRefusesNewRoomsButNotExistingOnes(t *testing.T) {
+	rooms := wsroom.NewRooms[int](wsroom.WithMaxRooms(2))
+	a, err := rooms.Room("a").SubscribeFunc(func(int) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rooms.Room("b").SubscribeFunc(func(int) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rooms.Room("c").SubscribeFunc(func(int) {}); err != wsroom.ErrTooManyRooms {
+		t.Fatalf("third room: %v, want ErrTooManyRooms", err)
+	}
+	if _, err := rooms.Room("a").SubscribeFunc(func(int) {}); err != nil {
+		t.Fatalf("joining an existing room at the cap: %v", err)
+	}
+	a()
+	if s := rooms.Stats(); s.Rooms != 2 || s.Refused != 1 {
+		t.Fatalf("stats %+v, want 2 rooms and 1 refusal", s)
 	}
 }

@@ -174,3 +174,31 @@ func TestServerPingsAndDropsPeerSilentPastIdleTimeout(t *testing.T) {
 		t.Fatalf("live peer: got %+v, %d connections", out, ep.Stats().Connections)
 	}
 }
+
+func TestFloodPastTheRateLimitClosesWith1008(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ep, srv := serve(t, echo, wsroom.WithRateLimit(50, 20))
+	flooder := wstest.Dial(t, srv.URL+"/ws/lobby")
+	calm := wstest.Dial(t, srv.URL+"/ws/lobby")
+	msg := wstest.Frame(true, 1, []byte(`{"type":"typing"}`))
+	var burst []byte
+	for range 200 {
+		burst = append(burst, msg...)
+	}
+	if _, err := flooder.NetConn().Write(burst); err != nil {
+		t.Fatal(err)
+	}
+	if ev := flooder.Closed(t); ev.Code != 1008 || ev.Reason != "rate limit exceeded" {
+		t.Fatalf("flooder: close %d %q, want 1008 rate limit exceeded", ev.Code, ev.Reason)
+	}
+	if got := ep.Stats().RateLimited; got != 1 {
+		t.Fatalf("RateLimited = %d, want 1", got)
+	}
+	// A client within the limit is served: 20 at once is the burst.
+	for range 20 {
+		calm.Send(t, chatIn{Type: "typing"})
+	}
+	for range 20 {
+		calm.Message(t)
+	}
+}

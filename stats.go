@@ -15,6 +15,7 @@ type Stats struct {
 	Rejected           int64 // inbound messages rejected as invalid
 	SlowConsumerCloses int64 // connections closed because their send queue overflowed
 	Dropped            int64 // messages dropped on a full queue under OverflowDrop
+	RateLimited        int64 // connections closed for sending past the rate limit
 }
 
 // counters are the live values behind Stats.
@@ -23,6 +24,7 @@ type counters struct {
 	messagesIn, messagesOut               atomic.Int64
 	bytesIn, bytesOut                     atomic.Int64
 	rejected, slowConsumerCloses, dropped atomic.Int64
+	rateLimited                           atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -37,5 +39,6 @@ func (c *counters) snapshot() Stats {
 		Rejected:           c.rejected.Load(),
 		SlowConsumerCloses: c.slowConsumerCloses.Load(),
 		Dropped:            c.dropped.Load(),
+		RateLimited:        c.rateLimited.Load(),
 	}
 }

@@ -61,6 +61,10 @@ var (
 	// with 401 Unauthorized.
 	ErrUnauthorized = errors.New("wsroom: unauthorized")
 
+	// ErrTooManyRooms is returned by Subscribe and Join when the room does
+	// not exist and the registry is at its cap (WithMaxRooms).
+	ErrTooManyRooms = errors.New("wsroom: too many rooms")
+
 	// ErrForbidden, returned (or wrapped) by a Guard, refuses the upgrade with
 	// 403 Forbidden.
 	ErrForbidden = errors.New("wsroom: forbidden")

@@ -13,7 +13,11 @@ import (
 // member subscribes every connection to the room of its path.
 func member(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
 	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		defer rooms.Room(c.Request().PathValue("room")).Subscribe(c)()
+		leave, err := rooms.Room(c.Request().PathValue("room")).Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
 		for _, err := range msgs {
 			if err != nil {
 				return err

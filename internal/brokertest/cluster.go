@@ -35,7 +35,11 @@ func StartInstance(t testing.TB, name string, b wsroom.Broker) *Instance {
 	in := &Instance{Name: name, Rooms: wsroom.NewRooms[Msg](wsroom.WithBroker(b))}
 	in.Endpoint = wsroom.New(func(c *wsroom.Conn[Msg], msgs iter.Seq2[Msg, error]) error {
 		room := in.Rooms.Room(c.Request().PathValue("room"))
-		defer room.Subscribe(c)()
+		leave, err := room.Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
 		for msg, err := range msgs {
 			if err != nil {
 				return err
@@ -45,7 +49,7 @@ func StartInstance(t testing.TB, name string, b wsroom.Broker) *Instance {
 			_ = room.Publish(msg)
 		}
 		return nil
-	}, wsroom.WithSendQueue(1<<14, 8<<20))
+	}, wsroom.WithSendQueue(1<<14, 8<<20), wsroom.WithRateLimit(0, 0)) // the tests send floods on purpose
 	mux := http.NewServeMux()
 	mux.Handle("GET /{room}", in.Endpoint)
 	srv := httptest.NewServer(mux)
