@@ -102,13 +102,15 @@ type conn struct {
 	state      connState
 	cause      *CloseError // why the connection is closing, once known
 	closedBy   closer
-	closeFrame []byte   // written after the queue drains
-	queue      [][]byte // frames waiting for the flusher
-	spare      [][]byte // the previous batch, reused as the next queue
-	frames     int      // frames queued or being written
-	bytes      int      // bytes queued or being written
-	flushing   bool
+	closeFrame []byte        // written after the queue drains
+	queue      frameList     // frames waiting to be written
+	frames     int           // frames queued or being written
+	bytes      int           // bytes queued or being written
+	scheduled  bool          // a worker or a flusher has c in hand, or will
+	carry      frameList     // what a worker could not write, for the flusher
 	flushFn    func()        // c.flush, bound once: a go statement on it allocates nothing
+	next       *conn         // the pool's list of connections to write
+	direct     directWriter  // non-blocking writev on the socket; nil: flusher only
 	leaves     []*membership // rooms to leave when the handler ends
 	ended      bool          // the handler returned: no new memberships
 	heartbeat  *time.Timer
@@ -116,7 +118,7 @@ type conn struct {
 	wmu       sync.Mutex
 	writeDone bool        // a close frame went out, or a write failed: nothing may follow
 	gwsClose  *CloseError // the close frame gws sent, if it sent one
-	iov       net.Buffers // the batch being written; a field, so writev allocates nothing
+	iov       net.Buffers // the flusher's batch being written; kept, so writev allocates nothing
 
 	readMu   sync.Mutex  // held by the reader inside the socket; linger waits for it
 	finished atomic.Bool // finish has run: writes stop
@@ -153,15 +155,13 @@ func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMo
 	c.closedBy = by
 	c.closeFrame = closeFrame(code, reason)
 	if mode != afterQueue {
-		for _, f := range c.queue {
-			c.bytes -= len(f)
-		}
-		c.frames -= len(c.queue)
-		clear(c.queue)
-		c.queue = c.queue[:0]
+		frames, bytes := c.queue.count()
+		c.frames -= frames
+		c.bytes -= bytes
+		c.queue.drop()
 	}
-	start := !c.flushing
-	c.flushing = true
+	start := !c.scheduled
+	c.scheduled = true
 	cause := c.cause
 	c.mu.Unlock()
 
@@ -190,8 +190,7 @@ func (c *conn) finish(cause *CloseError) {
 		c.cause, c.closedBy = cause, closedByServer
 	}
 	cause = c.cause
-	clear(c.queue)
-	c.queue, c.spare = nil, nil
+	c.queue.drop()
 	c.frames, c.bytes = 0, 0
 	if c.heartbeat != nil {
 		c.heartbeat.Stop()

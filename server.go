@@ -18,6 +18,7 @@ type server struct {
 	cfg      *config
 	upgrader *gws.Upgrader
 	stats    counters
+	writers  *writers
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // upgraded, with a handler running or a socket open
@@ -31,8 +32,9 @@ var lastID atomic.Uint64
 
 func newServer(cfg *config) *server {
 	return &server{
-		cfg:   cfg,
-		conns: make(map[*conn]struct{}),
+		cfg:     cfg,
+		conns:   make(map[*conn]struct{}),
+		writers: newWriters(),
 		upgrader: gws.NewUpgrader(events{}, &gws.ServerOption{
 			ReadMaxPayloadSize: cfg.readLimit,
 			ReadBufferSize:     readBufferSize,
@@ -139,6 +141,7 @@ func (s *server) handshake(w http.ResponseWriter, r *http.Request, c *conn) erro
 	c.stats = &s.stats
 	c.owner = s
 	c.raw = raw
+	c.direct = directWriterFor(raw)
 	c.flushFn = c.flush
 	c.req = r
 	c.ctx, c.cancel = context.WithCancelCause(r.Context())

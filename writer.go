@@ -7,21 +7,23 @@ import (
 	"time"
 )
 
-// The writer: each connection has a bounded queue of complete frames and at
-// most one flusher goroutine, started when the queue turns non-empty and
-// gone when it drains, so an idle connection costs no goroutine. The flusher
-// takes everything queued and writes it in one call (writev on TCP), so a
-// connection that fell behind catches up with few syscalls. Every byte to
-// the socket, including gws's own close frames, is written under wmu, so
-// frames never interleave.
+// The writer. Each connection has a bounded queue of complete frames. A
+// connection with frames queued is handed to its endpoint's pool of writer
+// goroutines (at most GOMAXPROCS, started on demand, gone when idle): a
+// worker takes everything the connection has queued and writes it with one
+// non-blocking writev. While a worker goes round the connections, new
+// frames pile up behind each one, so the busier the server, the more frames
+// each syscall carries. A socket that cannot take everything at once gets a
+// flusher goroutine of its own, which writes with blocking calls under the
+// write timeout until the queue is empty, then hands the connection back to
+// the pool; so does a closing connection, and every connection on a socket
+// without a non-blocking writev (TLS, other platforms). Every byte to the
+// socket, including gws's own close frames, is written under wmu, so frames
+// never interleave.
 
 // aLongTimeAgo is a deadline in the past: setting it interrupts a blocked
 // read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
-
-// maxSpareBatch bounds the batch slice a connection keeps for reuse, so one
-// burst does not pin a large slice to an idle connection.
-const maxSpareBatch = 64
 
 // enqueue queues a complete frame for the peer. It never blocks on the
 // network. On a full queue it applies the endpoint's overflow policy.
@@ -35,16 +37,26 @@ func (c *conn) enqueue(frame []byte) error {
 		c.mu.Unlock()
 		return c.overflow()
 	}
-	c.queue = append(c.queue, frame)
+	c.queue.push(frame)
 	c.frames++
 	c.bytes += len(frame)
-	start := !c.flushing
-	c.flushing = true
+	schedule := !c.scheduled
+	c.scheduled = true
 	c.mu.Unlock()
-	if start {
-		go c.flushFn()
+	if schedule {
+		c.schedule()
 	}
 	return nil
+}
+
+// schedule hands a connection with frames to write to the pool, or to a
+// flusher of its own when its socket has no non-blocking writev.
+func (c *conn) schedule() {
+	if c.direct == nil {
+		go c.flushFn()
+		return
+	}
+	c.owner.writers.push(c)
 }
 
 // overflow applies the overflow policy to a frame that met a full queue.
@@ -59,17 +71,89 @@ func (c *conn) overflow() error {
 	return ErrSendQueueFull
 }
 
-// flush writes queued frames until the queue is empty, then, if the
-// connection is closing, the close frame.
+// writeSome is a pool worker's turn on c: it writes what is queued without
+// blocking. What the socket does not take goes to a flusher of c's own, and
+// so does a closing connection: neither may hold up a shared worker.
+func (c *conn) writeSome(w *worker) {
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		go c.flushFn()
+		return
+	}
+	// The batch lives in the worker: a local would escape to the heap
+	// through the writer's interface, once per write.
+	w.batch = c.queue.take()
+	if w.batch.empty() {
+		c.scheduled = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+
+	frames, written, err := c.writeNow(w, &w.batch)
+	if err != nil {
+		w.batch.drop() // the connection is lost: the rest will never go
+	}
+	c.mu.Lock()
+	c.frames -= frames
+	c.bytes -= written
+	if !w.batch.empty() || c.state != stateOpen {
+		c.carry = w.batch.take() // unwritten: the flusher writes it first
+		c.mu.Unlock()
+		go c.flushFn()
+		return
+	}
+	more := !c.queue.empty()
+	c.scheduled = more
+	c.mu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+		return
+	}
+	c.stats.messagesOut.Add(int64(frames))
+	c.stats.bytesOut.Add(int64(written))
+	if more {
+		c.owner.writers.push(c) // the next round: frames pile up meanwhile
+	}
+}
+
+// writeNow writes what the socket takes without blocking, consuming it
+// from batch.
+func (c *conn) writeNow(w *worker, batch *frameList) (frames, bytes int, err error) {
+	if !c.wmu.TryLock() {
+		return 0, 0, nil // gws is writing: leave it all to the flusher
+	}
+	defer c.wmu.Unlock()
+	if c.writeDone {
+		return 0, 0, nil // the flusher finds out why
+	}
+	frames, bytes, err = c.direct.writev(w, batch)
+	if err != nil {
+		c.writeDone = true
+	}
+	return frames, bytes, err
+}
+
+// flush is a connection's own flusher: it writes, with blocking calls under
+// the write timeout, what a worker could not write, then the queue until it
+// is empty, then, if the connection is closing, the close frame.
 func (c *conn) flush() {
+	c.mu.Lock()
+	batch := c.carry
+	c.carry = frameList{}
+	c.mu.Unlock()
 	for {
+		if !batch.empty() && !c.writeBatch(&batch) {
+			return
+		}
 		c.mu.Lock()
 		if c.state == stateClosed {
 			c.mu.Unlock()
 			return
 		}
-		batch := c.queue
-		if len(batch) == 0 {
+		batch = c.queue.take()
+		if batch.empty() {
 			if c.state == stateClosing {
 				final := c.closeFrame
 				c.mu.Unlock()
@@ -77,44 +161,41 @@ func (c *conn) flush() {
 				c.finish(nil)
 				return
 			}
-			c.flushing = false
+			c.scheduled = false
 			c.mu.Unlock()
 			return
 		}
-		c.queue, c.spare = c.spare, nil
 		c.mu.Unlock()
-
-		size := 0
-		for _, f := range batch {
-			size += len(f)
-		}
-		err := c.write(batch)
-		frames := len(batch)
-		clear(batch)
-
-		c.mu.Lock()
-		c.frames -= frames
-		c.bytes -= size
-		if cap(batch) <= maxSpareBatch {
-			c.spare = batch[:0]
-		}
-		c.mu.Unlock()
-		if err != nil {
-			c.writeFailed(err)
-			return
-		}
-		c.stats.messagesOut.Add(int64(frames))
-		c.stats.bytesOut.Add(int64(size))
 	}
+}
+
+// writeBatch writes batch with a blocking call and accounts for it. It
+// reports false when the write failed and the connection is ending.
+func (c *conn) writeBatch(batch *frameList) bool {
+	frames, size := batch.count()
+	err := c.write(batch)
+	batch.drop()
+	c.mu.Lock()
+	c.frames -= frames
+	c.bytes -= size
+	c.mu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+		return false
+	}
+	c.stats.messagesOut.Add(int64(frames))
+	c.stats.bytesOut.Add(int64(size))
+	return true
 }
 
 // errGwsClosed stops the flusher after gws sent a close frame: the stream,
 // which gws is reading for, ends the connection with the right cause.
 var errGwsClosed = errors.New("wsroom: gws closed the connection")
 
-// write writes a batch of frames in one call, under the write deadline. A
-// failed write may have left part of a frame: nothing is written after it.
-func (c *conn) write(batch [][]byte) error {
+// write writes a batch of frames in one call (writev on TCP), under the
+// write deadline. A failed write may have left part of a frame: nothing is
+// written after it.
+func (c *conn) write(batch *frameList) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.writeDone {
@@ -128,12 +209,15 @@ func (c *conn) write(batch [][]byte) error {
 		err = net.ErrClosed // finish's interruption came before our deadline
 	}
 	if err == nil {
-		if len(batch) == 1 {
-			_, err = c.raw.Write(batch[0])
-		} else {
-			c.iov = batch
-			_, err = c.iov.WriteTo(c.raw)
-			c.iov = nil
+		c.iov = c.iov[:0]
+		for f := range batch.all {
+			c.iov = append(c.iov, f)
+		}
+		bufs := c.iov
+		_, err = bufs.WriteTo(c.raw)
+		clear(c.iov[:cap(c.iov)])
+		if cap(c.iov) > maxIovecs {
+			c.iov = nil // a burst's worth: do not keep it on the connection
 		}
 	}
 	if err != nil {
@@ -152,7 +236,7 @@ func (c *conn) writeFailed(err error) {
 		// gws is ending the connection from the reader, which finishes
 		// it. Should a close start meanwhile, it starts a new flusher,
 		// which finds the socket done and finishes.
-		c.flushing = false
+		c.scheduled = false
 		c.mu.Unlock()
 		return
 	}

@@ -1,0 +1,17 @@
+//go:build !linux
+
+package wsroom
+
+import "net"
+
+// worker is a writer goroutine's scratch space: none off Linux.
+type worker struct{ batch frameList }
+
+func newWorker() *worker { return new(worker) }
+
+// maxIovecs bounds the batch a flusher keeps for reuse.
+const maxIovecs = 1024
+
+// directWriterFor returns nil off Linux: connections there write from
+// flushers of their own, with blocking calls.
+func directWriterFor(net.Conn) directWriter { return nil }
