@@ -1,6 +1,6 @@
 module github.com/wsroom/wsroom
 
-go 1.26.8
+go 1.24.0
 
 require (
 	github.com/invopop/jsonschema v0.14.0

@@ -1,0 +1,310 @@
+// Package natsbroker joins wsroom rooms across processes through NATS: a
+// [wsroom.Broker] on a [nats.Conn] that the application creates, owns and
+// closes.
+//
+//	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+//	b, err := natsbroker.New(nc)
+//	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(b))
+//
+// # Subjects
+//
+// A room's messages travel on the subject "<prefix>.<token>", the prefix
+// being "wsroom" unless [WithPrefix] says otherwise. The token is the room's
+// name when it is made only of ASCII letters, digits, '-' and '_'; any other
+// byte is escaped as %XX ("a.b" → "a%2Eb", "ü" → "%C3%BC", "%" → "%25"), the
+// empty name is "%", and a name whose escaped form is longer than 200 bytes
+// becomes "%%" and the base64url SHA-256 of the name. No name is refused
+// and none can add a token or a wildcard to a subject, so rooms stay apart
+// whatever their names; [Broker.Subject] gives a room's subject. Every
+// process of a service must use the same prefix, and its NATS user needs
+// publish and subscribe permission on "<prefix>.>".
+//
+// # Messages
+//
+// The payload published to NATS is exactly the JSON local members receive.
+// Each message carries the publishing Broker's random id in the
+// [OriginHeader] header, and a Broker drops its own messages when NATS hands
+// them back (the core has already delivered them locally), counting them in
+// DroppedEcho of [Broker.Stats]. A message without that header did not come
+// from a wsroom process: it is counted in DroppedInvalid and dropped. Other
+// messages go to the room, which checks that they are valid UTF-8 JSON (and
+// decode as the room's type where a func subscriber needs it) and counts
+// the rest in RemoteInvalid of [wsroom.Rooms.Stats]. The header is not
+// authentication: whoever may publish on the prefix may publish into rooms,
+// so NATS permissions are the boundary. A program that is not a wsroom
+// process can publish into a room by sending JSON to [Broker.Subject] with
+// any non-empty [OriginHeader] of its own. Headers need nats-server 2.2 or
+// later.
+//
+// One publisher's messages keep their order (one connection, one
+// subscription per room, delivered by nats.go from one goroutine). Delivery
+// is NATS core's: at most once, nothing is stored for a process that is
+// away.
+//
+// # Outages
+//
+// While the connection is not connected (nats.go is reconnecting, or has
+// not connected yet), Publish returns an error wrapping [ErrNotConnected]
+// at once, and the room counts it in BrokerErrors of [wsroom.Rooms.Stats];
+// local members have the message regardless. Broker publishes never go into
+// nats.go's reconnect buffer, so whatever ReconnectBufSize the connection
+// has, an outage is visible to the caller and nothing published during it
+// arrives late. What cannot be seen is a connection that is already dead
+// but not yet noticed: publishes then are lost without an error until
+// nats.go notices, which is at once when the server closes the socket, but
+// only after up to (MaxPingsOut+1) × PingInterval, 6 minutes by default,
+// when the network silently drops the connection: lower PingInterval to
+// shorten that.
+//
+// When the connection comes back, nats.go subscribes again every room that
+// has local members: no user code is needed. It does so only while it keeps
+// trying: by default nats.go gives up after 60 attempts (about 2 minutes)
+// and closes the connection for good, after which rooms stay local and
+// Publish fails. Use nats.MaxReconnects(-1) for a service that must outlive
+// any outage; nats.RetryOnFailedConnect(true) lets it start before NATS is
+// up.
+//
+// # Versions
+//
+// The package builds with nats.go v1.49.0 and go 1.24, but its tests run a
+// real server from github.com/nats-io/nats-server/v2, and a test dependency
+// is a requirement of the module like any other: nats-server v2.14.5 (later
+// releases need go 1.26) requires nats.go v1.51.0 and go 1.25.0, so
+// minimal version selection gives every user of this module nats.go
+// v1.51.0 or later, and the module requires exactly that, with the lowest
+// go line those allow: go 1.25.0, or the wsroom module's own if higher.
+package natsbroker
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/wsroom/wsroom"
+)
+
+// OriginHeader is the NATS header that carries the id of the Broker that
+// published a message.
+const OriginHeader = "Wsroom-Origin"
+
+// DefaultPrefix is the subject prefix of rooms unless WithPrefix sets
+// another.
+const DefaultPrefix = "wsroom"
+
+var (
+	// ErrNotConnected is wrapped by the error Publish returns while the
+	// connection is reconnecting, disconnected or not yet connected.
+	ErrNotConnected = errors.New("natsbroker: not connected to NATS")
+	// ErrClosed is returned by Publish after Close.
+	ErrClosed = errors.New("natsbroker: broker closed")
+)
+
+// Broker is a wsroom.Broker over NATS core publish/subscribe. It is safe
+// for concurrent use. Give each Rooms registry its own Broker: a Broker
+// stands for one process, and drops what it published itself.
+type Broker struct {
+	nc     *nats.Conn
+	prefix string
+	id     string
+	header nats.Header // {OriginHeader: {id}}, shared read-only by every publish
+
+	mu                 sync.Mutex
+	subs               map[*subscription]struct{}
+	droppedSlowRetired int64       // DroppedSlow of the subscriptions ended
+	closed             atomic.Bool // set under mu; read without it by Publish
+
+	published, publishErrors, delivered, droppedEcho, droppedInvalid atomic.Int64
+	subscribeErrors                                                  atomic.Int64
+}
+
+var _ wsroom.Broker = (*Broker)(nil)
+
+// subscription is one room's subscription on NATS.
+type subscription struct {
+	deliver func([]byte)
+	sub     *nats.Subscription
+	done    atomic.Bool // ended: deliver no more
+}
+
+// An Option configures a Broker.
+type Option func(*Broker)
+
+// WithPrefix sets the subject prefix: room R's messages travel on
+// "<prefix>.<R encoded as one token>". The prefix is one or more
+// '.'-separated tokens of printable ASCII without '*' or '>'; every
+// process of a service must use the same one. The default is
+// DefaultPrefix.
+func WithPrefix(prefix string) Option { return func(b *Broker) { b.prefix = prefix } }
+
+// New returns a Broker that publishes and subscribes through nc. The
+// connection stays the caller's: its options (reconnection, credentials,
+// TLS) are the caller's to choose, and the caller closes it after the
+// Broker. New fails if nc is nil or closed, if the prefix is not valid, or
+// if nc is connected to a server without header support.
+func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
+	if nc == nil {
+		return nil, errors.New("natsbroker: nil connection")
+	}
+	b := &Broker{nc: nc, prefix: DefaultPrefix, id: rand.Text(), subs: map[*subscription]struct{}{}}
+	for _, o := range opts {
+		o(b)
+	}
+	if !validPrefix(b.prefix) {
+		return nil, fmt.Errorf("natsbroker: prefix %q is not '.'-separated subject tokens of printable ASCII without wildcards (at most %d bytes)", b.prefix, maxPrefixLen)
+	}
+	if nc.IsClosed() {
+		return nil, fmt.Errorf("natsbroker: %w", nats.ErrConnectionClosed)
+	}
+	if nc.IsConnected() && !nc.HeadersSupported() {
+		return nil, fmt.Errorf("natsbroker: %w", nats.ErrHeadersNotSupported)
+	}
+	b.header = nats.Header{OriginHeader: []string{b.id}}
+	return b, nil
+}
+
+// Subject returns the NATS subject that room's messages travel on.
+func (b *Broker) Subject(room string) string { return b.prefix + "." + token(room) }
+
+// Publish sends payload, unchanged, to room's members in other processes.
+// It does not wait for the network: a nil error means nats.go took the
+// message. While the connection is not connected it returns an error
+// wrapping ErrNotConnected, after Close ErrClosed, and otherwise whatever
+// nats.go refuses with (a closed connection, a payload over the server's
+// max_payload, ...).
+func (b *Broker) Publish(room string, payload []byte) error {
+	err := b.publish(room, payload)
+	if err != nil {
+		b.publishErrors.Add(1)
+		return err
+	}
+	b.published.Add(1)
+	return nil
+}
+
+func (b *Broker) publish(room string, payload []byte) error {
+	if b.closed.Load() {
+		return ErrClosed
+	}
+	switch st := b.nc.Status(); st {
+	case nats.RECONNECTING, nats.DISCONNECTED, nats.CONNECTING:
+		return fmt.Errorf("%w (connection %s)", ErrNotConnected, st)
+	}
+	if err := b.nc.PublishMsg(&nats.Msg{Subject: b.Subject(room), Header: b.header, Data: payload}); err != nil {
+		return fmt.Errorf("natsbroker: publish: %w", err)
+	}
+	return nil
+}
+
+// Subscribe hands deliver the payloads other processes publish to room,
+// one at a time and in order, until cancel is called. Neither Subscribe nor
+// cancel waits for a round trip: nats.go buffers the subscription, sends it
+// when it can and again after every reconnection (both take the
+// connection's lock, which nats.go holds while it writes buffered protocol
+// to the socket). If NATS refuses the subscription (the connection is
+// closed), or the Broker is closed, nothing is delivered; the refusal is
+// counted in Stats().SubscribeErrors.
+func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func()) {
+	s := &subscription{deliver: deliver}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return func() {}
+	}
+	sub, err := b.nc.Subscribe(b.Subject(room), func(m *nats.Msg) { b.receive(s, m) })
+	if err != nil {
+		b.subscribeErrors.Add(1)
+		return func() {}
+	}
+	s.sub = sub
+	b.subs[s] = struct{}{}
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if _, ok := b.subs[s]; ok {
+			delete(b.subs, s)
+			b.stop(s)
+		}
+	}
+}
+
+// stop ends s; b.mu is held. Unsubscribe does not wait for the network.
+func (b *Broker) stop(s *subscription) {
+	s.done.Store(true)
+	if n, err := s.sub.Dropped(); err == nil {
+		b.droppedSlowRetired += int64(n)
+	}
+	_ = s.sub.Unsubscribe() // fails only once the connection is closed, which ended s anyway
+}
+
+// receive handles one message from NATS for s.
+func (b *Broker) receive(s *subscription, m *nats.Msg) {
+	if s.done.Load() {
+		return
+	}
+	switch m.Header.Get(OriginHeader) {
+	case b.id:
+		b.droppedEcho.Add(1)
+	case "":
+		b.droppedInvalid.Add(1)
+	default:
+		s.deliver(m.Data)
+		b.delivered.Add(1)
+	}
+}
+
+// Close ends every subscription the Broker holds and makes Publish fail
+// with ErrClosed; rooms keep working locally. It does not close or flush
+// the connection, which stays the caller's (nc.Drain or nc.Flush make sure
+// what was published reached the server). Close is idempotent and
+// returns nil; the error is there for io.Closer.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed.Store(true)
+	for s := range b.subs {
+		b.stop(s)
+	}
+	b.subs = nil
+	b.mu.Unlock()
+	return nil
+}
+
+// Stats is a snapshot of a Broker's counters.
+type Stats struct {
+	Published       int64 // payloads nats.go took
+	PublishErrors   int64 // Publish calls that returned an error
+	Delivered       int64 // messages from other processes handed to rooms
+	DroppedEcho     int64 // this Broker's own messages back from NATS, dropped
+	DroppedInvalid  int64 // messages without an OriginHeader, dropped
+	DroppedSlow     int64 // messages nats.go dropped because a room's subscription was past its pending limits
+	SubscribeErrors int64 // subscriptions NATS refused
+	Subscriptions   int64 // rooms subscribed now
+}
+
+// Stats returns a snapshot of the Broker's counters.
+func (b *Broker) Stats() Stats {
+	st := Stats{
+		Published:       b.published.Load(),
+		PublishErrors:   b.publishErrors.Load(),
+		Delivered:       b.delivered.Load(),
+		DroppedEcho:     b.droppedEcho.Load(),
+		DroppedInvalid:  b.droppedInvalid.Load(),
+		SubscribeErrors: b.subscribeErrors.Load(),
+	}
+	b.mu.Lock()
+	st.Subscriptions = int64(len(b.subs))
+	st.DroppedSlow = b.droppedSlowRetired
+	for s := range b.subs {
+		if n, err := s.sub.Dropped(); err == nil {
+			st.DroppedSlow += int64(n)
+		}
+	}
+	b.mu.Unlock()
+	return st
+}
