@@ -32,7 +32,7 @@ func (c *Conn[Out]) Send(v Out) error {
 }
 
 // Request returns the upgrade request: path values (r.PathValue), query and
-// headers, with the context the guard and any middleware put there.
+// headers. Its context is the connection's (see Context).
 func (c *Conn[Out]) Request() *http.Request { return c.c.req }
 
 // Context returns a context that carries the request context's values and

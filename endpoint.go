@@ -8,7 +8,9 @@ import (
 	"runtime/debug"
 )
 
-// A Handler serves one connection, in the goroutine of the upgrade request.
+// A Handler serves one connection, in a goroutine of its own: ServeHTTP
+// returns once the connection is upgraded, so middleware around the endpoint
+// sees the upgrade, not the connection's whole life.
 // msgs yields the client's messages, each decoded from JSON into In and
 // validated against In's schema; ranging over it runs the connection's read
 // loop, so a handler that stops ranging stops reading (pings go unanswered,
@@ -62,6 +64,14 @@ func (e *Endpoint[In, Out]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !e.srv.accept(w, r, &cc.c) {
 		return
 	}
+	// The handler gets a goroutine of its own and ServeHTTP returns: the
+	// HTTP server's per-connection state (its buffers, the response) is
+	// freed instead of living as long as the WebSocket.
+	go e.serve(cc)
+}
+
+// serve runs the handler of an upgraded connection, then closes it.
+func (e *Endpoint[In, Out]) serve(cc *Conn[Out]) {
 	defer cc.c.release()
 	err, panicked := e.call(cc)
 	c := &cc.c

@@ -21,7 +21,7 @@ type Guard func(r *http.Request) (*http.Request, error)
 // with the principal added, or an error that refuses the upgrade as Guard
 // describes. A request without a token is refused with 401 and verify is not
 // called. The token query parameter is removed from the request the handler
-// sees, so it does not travel further into logs.
+// sees (URL and RequestURI), so it does not travel further into logs.
 func RequireToken(verify func(ctx context.Context, token string) (context.Context, error)) Guard {
 	return func(r *http.Request) (*http.Request, error) {
 		token, fromQuery := bearerToken(r)
@@ -39,6 +39,7 @@ func RequireToken(verify func(ctx context.Context, token string) (context.Contex
 			q.Del("token")
 			u.RawQuery = q.Encode()
 			r.URL = &u
+			r.RequestURI = u.RequestURI()
 		}
 		return r, nil
 	}

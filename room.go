@@ -13,7 +13,7 @@ import (
 // safe for concurrent use, and reading it takes no lock.
 type Rooms[M any] struct {
 	live     sync.Map     // name → *Room[M], for exactly the rooms that have subscribers
-	count    atomic.Int64 // rooms in live, plus reservations being inserted
+	count    atomic.Int64 // rooms in live
 	maxRooms int64
 	broker   Broker
 
@@ -49,8 +49,7 @@ func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
 	return &Rooms[M]{broker: cfg.broker, maxRooms: int64(cfg.maxRooms)}
 }
 
-// reserve counts a room about to be inserted, unless that would pass the
-// cap.
+// reserve counts a room just inserted, unless that passes the cap.
 func (rs *Rooms[M]) reserve() bool {
 	if rs.count.Add(1) > rs.maxRooms && rs.maxRooms > 0 {
 		rs.count.Add(-1)
@@ -265,20 +264,17 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 		if set == nil {
 			// Not in the registry: become the live room, or join the one
 			// that is.
-			if x, ok := room.rooms.live.Load(room.name); ok {
+			if x, loaded := room.rooms.live.LoadOrStore(room.name, room); loaded {
 				room.mu.Unlock()
 				room = x.(*Room[M])
 				continue
 			}
 			if !room.rooms.reserve() {
+				// Over the cap: take it back. A subscriber that found it
+				// meanwhile waits on room.mu, then finds it empty.
+				room.rooms.live.CompareAndDelete(room.name, room)
 				room.mu.Unlock()
 				return nil
-			}
-			if x, loaded := room.rooms.live.LoadOrStore(room.name, room); loaded {
-				room.rooms.count.Add(-1)
-				room.mu.Unlock()
-				room = x.(*Room[M])
-				continue
 			}
 			set = &members[M]{}
 			if b := room.rooms.broker; b != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"github.com/invopop/jsonschema"
@@ -89,9 +90,15 @@ func compileSchemas(r *jsonschema.Reflector, in, out any) (*schemas, error) {
 // decode parses data, validates it against the schema of In and decodes it
 // into v. The handler sees v only when decode returns nil.
 func (s *schemas) decode(data []byte, v any) *InvalidMessageError {
-	doc, err := jsv.UnmarshalJSON(bytes.NewReader(data))
-	if err != nil {
-		return &InvalidMessageError{Reason: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: "), Err: err}
+	doc, bad := parseMessage(data)
+	if bad == nil {
+		bad = foldGuard(doc, reflect.TypeOf(v).Elem())
+	}
+	if bad != nil {
+		if bad.Field != "" {
+			bad.Reason = bad.Field + ": " + bad.Reason
+		}
+		return bad
 	}
 	if err := s.validator.Validate(doc); err != nil {
 		var ve *jsv.ValidationError

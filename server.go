@@ -143,8 +143,10 @@ func (s *server) handshake(w http.ResponseWriter, r *http.Request, c *conn) erro
 	c.raw = raw
 	c.direct = directWriterFor(raw)
 	c.flushFn = c.flush
-	c.req = r
-	c.ctx, c.cancel = context.WithCancelCause(r.Context())
+	// The request's context is cancelled when ServeHTTP returns, long
+	// before the connection ends: keep its values, not its cancellation.
+	c.ctx, c.cancel = context.WithCancelCause(context.WithoutCancel(r.Context()))
+	c.req = r.WithContext(c.ctx)
 	wr := &wire{Conn: raw, c: c}
 	if n := brw.Reader.Buffered(); n > 0 {
 		p, _ := brw.Reader.Peek(n)
