@@ -33,9 +33,6 @@ func foldGuard(v any, t reflect.Type) *InvalidMessageError {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(jsonUnmarshaler) || reflect.PointerTo(t).Implements(textUnmarshaler) {
-		return nil // it decodes itself
-	}
 	switch t.Kind() {
 	case reflect.Struct:
 		obj, ok := v.(map[string]any)
@@ -43,6 +40,9 @@ func foldGuard(v any, t reflect.Type) *InvalidMessageError {
 			return nil
 		}
 		names := namesOf(t)
+		if names == nil {
+			return nil // it decodes itself
+		}
 		for key, val := range obj {
 			if ft, ok := names[key]; ok {
 				if bad := foldGuard(val, ft); bad != nil {
@@ -58,7 +58,7 @@ func foldGuard(v any, t reflect.Type) *InvalidMessageError {
 			}
 		}
 	case reflect.Map:
-		if obj, ok := v.(map[string]any); ok {
+		if obj, ok := v.(map[string]any); ok && !decodesItself(t) {
 			for key, val := range obj {
 				if bad := foldGuard(val, t.Elem()); bad != nil {
 					return bad.under(key)
@@ -66,7 +66,7 @@ func foldGuard(v any, t reflect.Type) *InvalidMessageError {
 			}
 		}
 	case reflect.Slice, reflect.Array:
-		if arr, ok := v.([]any); ok {
+		if arr, ok := v.([]any); ok && !decodesItself(t) {
 			for i, val := range arr {
 				if bad := foldGuard(val, t.Elem()); bad != nil {
 					return bad.under(fmt.Sprint(i))
@@ -77,13 +77,23 @@ func foldGuard(v any, t reflect.Type) *InvalidMessageError {
 	return nil
 }
 
-// namesOf returns the field names of struct type t, computed once.
+// decodesItself reports whether t has its own JSON decoding.
+func decodesItself(t reflect.Type) bool {
+	p := reflect.PointerTo(t)
+	return p.Implements(jsonUnmarshaler) || p.Implements(textUnmarshaler)
+}
+
+// namesOf returns the field names of struct type t, computed once; nil when
+// t decodes itself.
 func namesOf(t reflect.Type) fieldNames {
 	if n, ok := structNames.Load(t); ok {
 		return n.(fieldNames)
 	}
-	names := fieldNames{}
-	collectNames(t, names, map[reflect.Type]bool{})
+	var names fieldNames
+	if !decodesItself(t) {
+		names = fieldNames{}
+		collectNames(t, names, map[reflect.Type]bool{})
+	}
 	structNames.Store(t, names)
 	return names
 }

@@ -145,10 +145,11 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 
 // Publish sends m to every subscriber of the room and, with a broker, to
 // the room's members in other processes. A connection whose send queue is
-// full is handled by its endpoint's overflow policy; Publish never blocks
-// on the network. Func subscribers run in the calling goroutine. The error
-// reports a message that cannot be encoded as JSON, or a broker that could
-// not take it (local subscribers have it then).
+// full is handled by its endpoint's overflow policy; Publish never waits for
+// a connection's socket. With a broker it waits for the broker's Publish,
+// which adapters bound with a timeout. Func subscribers run in the calling
+// goroutine. The error reports a message that cannot be encoded as JSON, or
+// a broker that could not take it (local subscribers have it then).
 func (r *Room[M]) Publish(m M) error {
 	set, b := r.current(), r.rooms.broker
 	if b == nil && (set == nil || len(set.subs) == 0) {

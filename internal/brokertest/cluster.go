@@ -127,9 +127,20 @@ func TwoInstances(t *testing.T, pair Pair, n int) {
 	ca, cb := A.Join(t, "room"), B.Join(t, "room")
 	Bridge(t, ca, cb)
 	drainProbes(t, ca, cb)
+	sent := make(chan error, 1)
 	go func() {
 		for i := range n {
-			ca.Send(t, Msg{From: "a", Seq: i})
+			b, _ := json.Marshal(Msg{From: "a", Seq: i})
+			if err := ca.Conn().WriteString(string(b)); err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	defer func() {
+		if err := <-sent; err != nil {
+			t.Errorf("sending: %v", err)
 		}
 	}()
 	for i := range n {
@@ -169,7 +180,7 @@ func drainProbes(t testing.TB, clients ...*wstest.Client) {
 // Outage stops the broker server under two instances and starts it again:
 // local delivery works throughout, publishes during the outage fail and are
 // counted, and afterwards the rooms are subscribed again without any user
-// code, in both directions.
+// code, in both directions, rooms created during the outage included.
 func Outage(t *testing.T, pair Pair, stop, start func()) {
 	a, b := pair(t)
 	A, B := StartInstance(t, "A", a), StartInstance(t, "B", b)
@@ -192,7 +203,13 @@ func Outage(t *testing.T, pair Pair, stop, start func()) {
 		}
 	}
 
+	// Rooms that come into being during the outage are subscribed too once
+	// the server is back.
+	a3, b3 := A.Join(t, "born-in-outage"), B.Join(t, "born-in-outage")
+
 	start()
 	Bridge(t, a1, b1) // A to B again
 	Bridge(t, b1, a2) // and B to A
+	Bridge(t, a3, b3)
+	Bridge(t, b3, a3)
 }

@@ -102,12 +102,19 @@ func keepsOrder(t *testing.T, pair Pair) {
 	inB := NewInbox(n + 64)
 	defer b.Subscribe("order", inB.Deliver)()
 	Await(t, a, "order", inB)
+	published := make(chan error, 1)
 	go func() {
 		for i := range n {
 			if err := a.Publish("order", fmt.Appendf(nil, `{"seq":%d}`, i)); err != nil {
-				t.Errorf("publish %d: %v", i, err)
+				published <- fmt.Errorf("publish %d: %w", i, err)
 				return
 			}
+		}
+		published <- nil
+	}()
+	defer func() {
+		if err := <-published; err != nil {
+			t.Error(err)
 		}
 	}()
 	for i := range n {

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package redisbroker_test
+
+import "os/exec"
+
+// dieWithParent does nothing here: only Linux kills a child with its
+// parent.
+func dieWithParent(*exec.Cmd) {}

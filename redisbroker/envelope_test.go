@@ -1,0 +1,111 @@
+package redisbroker
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+const testOrigin = "0123456789abcdef"
+
+func TestEnvelopeCarriesOriginAndPayloadUnchanged(t *testing.T) {
+	payloads := [][]byte{
+		nil,
+		[]byte(`{"from":"a","text":"héllo \u263a"}`),
+		[]byte("\xff\xfe not utf-8"),
+		[]byte("wsr1:" + testOrigin + ":nested envelope"),
+		{0, ':', '\n', 0},
+		bytes.Repeat([]byte("x"), 1<<16),
+	}
+	for _, p := range payloads {
+		env := appendEnvelope(nil, testOrigin, p)
+		if got := string(env[:headerLen]); got != "wsr1:"+testOrigin+":" {
+			t.Fatalf("header %q", got)
+		}
+		origin, payload, ok := openEnvelope(string(env))
+		if !ok || origin != testOrigin || payload != string(p) {
+			t.Fatalf("open(%q) = %q, %q, %v; want the origin and the payload unchanged", env, origin, payload, ok)
+		}
+	}
+}
+
+func TestEnvelopeAppendsToDst(t *testing.T) {
+	env := appendEnvelope([]byte("pre"), testOrigin, []byte("{}"))
+	if string(env) != "prewsr1:"+testOrigin+":{}" {
+		t.Fatalf("got %q", env)
+	}
+}
+
+func TestMalformedEnvelopesAreRefused(t *testing.T) {
+	full := "wsr1:" + testOrigin + ":{}"
+	bad := []string{
+		"",
+		`{"from":"a"}`, // a plain client's JSON
+		"wsr1",
+		"wsr1:",
+		"wsr1:" + testOrigin,          // no separator
+		"wsr1:" + testOrigin + "{}",   // separator missing, payload follows
+		"wsr1:0123456789ABCDEF:{}",    // not lowercase hex
+		"wsr1:0123456789abcdeg:{}",    // not hex
+		"wsr1:0123456789abcde:{}",     // origin too short
+		"wsr2:" + testOrigin + ":{}",  // another format
+		"WSR1:" + testOrigin + ":{}",  // magic is case-sensitive
+		" wsr1:" + testOrigin + ":{}", // leading space
+		"\xff\xfe\x00",
+	}
+	for i := range headerLen { // every truncation of the header
+		bad = append(bad, full[:i])
+	}
+	for _, m := range bad {
+		if o, p, ok := openEnvelope(m); ok {
+			t.Errorf("open(%q) = %q, %q, true; want refused", m, o, p)
+		}
+	}
+	if _, p, ok := openEnvelope(full[:headerLen]); !ok || p != "" {
+		t.Errorf("a header with an empty payload must open (wsroom validates the payload): %q %v", p, ok)
+	}
+}
+
+func TestOriginsAreDistinctHexOfTheRightLength(t *testing.T) {
+	seen := map[string]bool{}
+	for range 100 {
+		b := New(nil)
+		if len(b.origin) != originLen || strings.Trim(b.origin, "0123456789abcdef") != "" {
+			t.Fatalf("origin %q", b.origin)
+		}
+		if seen[b.origin] {
+			t.Fatalf("origin %q drawn twice", b.origin)
+		}
+		seen[b.origin] = true
+		if _, _, ok := openEnvelope(string(b.header)); !ok {
+			t.Fatalf("header %q does not open", b.header)
+		}
+	}
+}
+
+func TestChannelIsPrefixColonRoom(t *testing.T) {
+	b := New(nil, WithPrefix("app"))
+	for room, want := range map[string]string{"": "app:", "*": "app:*", "a:b": "app:a:b", "[abc]": "app:[abc]"} {
+		if got := b.channel(room); got != want {
+			t.Errorf("channel(%q) = %q, want %q", room, got, want)
+		}
+	}
+	if got := New(nil).channel("r"); got != "wsroom:r" {
+		t.Errorf("default channel %q", got)
+	}
+}
+
+func FuzzOpenEnvelope(f *testing.F) {
+	f.Add("wsr1:" + testOrigin + ":{}")
+	f.Add("wsr1:" + testOrigin)
+	f.Add(`{"a":1}`)
+	f.Fuzz(func(t *testing.T, m string) {
+		origin, payload, ok := openEnvelope(m)
+		if !ok {
+			return
+		}
+		if string(appendEnvelope(nil, origin, []byte(payload))) != m {
+			t.Fatalf("%q opens to %q, %q, which do not make it again", m, origin, payload)
+		}
+	})
+}

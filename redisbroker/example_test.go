@@ -1,0 +1,59 @@
+package redisbroker_test
+
+import (
+	"iter"
+	"log"
+	"net/http"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/redisbroker"
+)
+
+// Every instance of a chat service joins its rooms through Redis: a message
+// published on one instance reaches the room's members on all of them.
+func Example() {
+	type Msg struct {
+		User string `json:"user"`
+		Text string `json:"text"`
+	}
+
+	// The client is the application's. ContextTimeoutEnabled lets the
+	// broker's publish timeout bound a publish entirely.
+	client := redis.NewClient(&redis.Options{
+		Addr:                  "localhost:6379",
+		ContextTimeoutEnabled: true,
+	})
+	defer client.Close() // after the broker
+
+	broker := redisbroker.New(client,
+		redisbroker.WithPrefix("chat"), // room r is channel "chat:r"
+		redisbroker.WithPublishTimeout(500*time.Millisecond),
+	)
+	defer broker.Close()
+
+	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker))
+	chat := wsroom.New(func(c *wsroom.Conn[Msg], msgs iter.Seq2[Msg, error]) error {
+		room := rooms.Room(c.Request().PathValue("room"))
+		leave, err := room.Subscribe(c) // the room's channel is subscribed in the background
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			// Local members get msg even when Redis is down; the error
+			// (counted in rooms.Stats().BrokerErrors) says other
+			// instances may not.
+			_ = room.Publish(msg)
+		}
+		return nil
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /chat/{room}", chat)
+	log.Fatal(http.ListenAndServe("localhost:3000", mux))
+}

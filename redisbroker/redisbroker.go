@@ -1,0 +1,613 @@
+// Package redisbroker is a wsroom.Broker on Redis pub/sub: a room spans
+// every process whose Broker uses the same Redis server and channel prefix.
+//
+//	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+//	broker := redisbroker.New(client, redisbroker.WithPrefix("chat"))
+//	defer broker.Close()
+//	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker))
+//
+// # Channels
+//
+// Room r is the Redis channel "<prefix>:<r>" (the prefix is "wsroom" unless
+// WithPrefix changes it). Channel names are binary-safe and the broker only
+// ever uses SUBSCRIBE, never PSUBSCRIBE, so no room name is a pattern: "*",
+// "[abc]" or "" are rooms like any other, and for a given prefix distinct
+// rooms are distinct channels. Deployments that must not hear each other
+// need distinct prefixes, neither of which is the other followed by ':'
+// ("app" and "app:x" overlap: room "x:r" of the first is room "r" of the
+// second).
+//
+// # One subscription connection
+//
+// A Broker holds one Redis pub/sub connection for all its rooms, whatever
+// their number: a room's first local member SUBSCRIBEs its channel on that
+// connection and the room's last leaving member UNSUBSCRIBEs it. Subscribe
+// and its cancel func never wait for the network: they record the room and
+// hand the change to the goroutine that owns the connection, which applies
+// changes in order and coalesces a subscribe, cancel and subscribe of one
+// room in quick succession. Messages are read and handed to the rooms by a
+// single goroutine, so a room's deliver func is never called concurrently
+// and sees messages in the order Redis relayed them.
+//
+// # Echoes and bad bytes
+//
+// Redis hands a subscriber every message of its channels, its own
+// included, and has no message headers, so every message goes out in an
+// envelope naming the Broker that published it: "wsr1:", the Broker's id
+// (16 lowercase hexadecimal digits, drawn at random by New), ":", then the
+// payload's bytes unchanged. A Broker drops its own messages on receipt
+// (Stats.Echoes). Another program can publish into a room by sending the
+// same with an id of its own. Messages without a
+// well-formed envelope (published by something else, or truncated) are
+// dropped and counted (Stats.Malformed); the payload of a well-formed one
+// is handed to the room as it is, and wsroom validates it (Rooms.Stats
+// counts what is not valid UTF-8 JSON in RemoteInvalid).
+//
+// # Failures
+//
+// Publish waits for Redis to take the message, for at most the publish
+// timeout (one second unless WithPublishTimeout says otherwise), so that
+// the order of one publisher's messages holds and a publish that did not
+// reach Redis is an error its caller sees. The timeout bounds waiting for a
+// connection, dialling and go-redis's retries; a socket read or write
+// already under way is bounded by the client's ReadTimeout and WriteTimeout
+// (three seconds each by default) unless the client is made with
+// ContextTimeoutEnabled, which makes the publish timeout bound everything.
+// go-redis retries a publish whose connection failed, so across a failure a
+// message may arrive twice, never out of order.
+//
+// While Redis is down a publisher does not pay that timeout per message:
+// once a publish has failed, later ones fail at once with ErrUnavailable,
+// without trying Redis, for a backoff that grows from 50ms to a second with
+// each failure in a row; then one publish tries Redis while the others
+// keep failing at once. A publish that succeeds, or the subscription
+// connection coming back, ends this.
+//
+// When the subscription connection fails (Redis restarted, the network
+// went away), go-redis dials again and subscribes the connection to every
+// room that has local members, those subscribed during the outage
+// included; the Broker keeps receiving on it with a backoff of up to a
+// second between attempts. A connection that stays silent is probed with a
+// PING after the health-check interval (five seconds unless WithHealthCheck
+// says otherwise) and replaced if nothing arrives within another interval,
+// so a half-open connection does not leave rooms deaf. Messages published
+// while the connection is down are lost: Redis pub/sub keeps nothing.
+//
+// # Clients and versions
+//
+// The client belongs to the caller, who closes it after the Broker. It is
+// a *redis.Client (from redis.NewClient, or redis.NewFailoverClient for
+// Sentinel), with RESP2 or RESP3; the tests run both against a real
+// redis-server. A *redis.ClusterClient should work, as a cluster relays
+// PUBLISH to every node, but is not tested here. A *redis.Ring does not
+// work: it sends each channel's publishes to one shard while a Broker's
+// subscriptions share one connection.
+//
+// The module uses go-redis v9.20.1, the newest release that supports Go
+// 1.24: v9.23.0 needs Go 1.26, and releases before v9.20.1 can drop RESP3
+// pub/sub messages whose header straddles a read buffer boundary (go-redis
+// issue 3839). v9.20.1's PubSub.Receive can wait for more bytes after a
+// short RESP3 subscription confirmation (issue 3935, fixed in v9.22.0);
+// the Broker always reads with a deadline and ignores confirmations, so it
+// is not affected. The module's go line is therefore 1.24, which is also
+// wsroom's: it can be no lower than that of a module it requires.
+package redisbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/wsroom/wsroom"
+)
+
+// Defaults of the options.
+const (
+	DefaultPrefix         = "wsroom"
+	DefaultPublishTimeout = time.Second
+	DefaultHealthCheck    = 5 * time.Second
+)
+
+// Bounds of the backoff between attempts to reach Redis again.
+const (
+	minBackoff = 50 * time.Millisecond
+	maxBackoff = time.Second
+)
+
+// Errors of Publish.
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("redisbroker: broker closed")
+	// ErrUnavailable is returned, without trying Redis, while recent
+	// publishes failed: see "Failures" in the package doc.
+	ErrUnavailable = errors.New("redisbroker: Redis unavailable")
+)
+
+var _ wsroom.Broker = (*Broker)(nil)
+
+// An Option configures a Broker.
+type Option func(*config)
+
+type config struct {
+	prefix         string
+	publishTimeout time.Duration
+	healthCheck    time.Duration
+}
+
+// WithPrefix sets the prefix of the rooms' channel names: room r is channel
+// prefix + ":" + r. Processes share rooms when they use the same prefix on
+// the same Redis; the default is "wsroom".
+func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
+
+// WithPublishTimeout bounds how long Publish waits for Redis (default one
+// second; values of zero or less keep the default). See the package doc
+// for what the client's own timeouts add.
+func WithPublishTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.publishTimeout = d
+		}
+	}
+}
+
+// WithHealthCheck sets how long the subscription connection may stay
+// silent before it is probed with a PING, and how long the probe may then
+// go unanswered before the connection is replaced (default five seconds;
+// values of zero or less keep the default).
+func WithHealthCheck(interval time.Duration) Option {
+	return func(c *config) {
+		if interval > 0 {
+			c.healthCheck = interval
+		}
+	}
+}
+
+// Stats is a snapshot of a Broker's counters; totals count from New.
+type Stats struct {
+	Rooms         int   // rooms subscribed now (rooms with local members)
+	Published     int64 // publishes Redis took
+	PublishErrors int64 // publishes that returned an error
+	Received      int64 // messages from other processes handed to local rooms
+	Echoes        int64 // this Broker's own messages received back and dropped
+	Malformed     int64 // messages dropped for a missing or malformed envelope
+	Unrouted      int64 // messages dropped for arriving after their room's last local member left
+	ConnErrors    int64 // errors of the subscription connection: failures, and failed attempts to reconnect
+}
+
+// Broker is a wsroom.Broker on Redis pub/sub. It is safe for concurrent
+// use. Create it with New.
+type Broker struct {
+	client         redis.UniversalClient
+	prefix         string
+	publishTimeout time.Duration
+	healthCheck    time.Duration
+	origin         string // this Broker's id in the envelopes it publishes
+	header         []byte // the envelope's header for this origin
+	breaker        breaker
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	start  sync.Once
+	wg     sync.WaitGroup
+	ps     *redis.PubSub // created by start
+	closed atomic.Bool
+	// publishing is read-locked by each publish: Close takes it to wait
+	// for those in progress.
+	publishing sync.RWMutex
+
+	mu    sync.Mutex
+	subs  map[string][]*subscription // channel → its local subscriptions; slices are never modified, only replaced
+	dirty map[string]struct{}        // channels whose Redis subscription may have to change
+	wake  chan struct{}              // capacity 1: dirty has entries for the owner
+
+	published, publishErrors, received, echoes, malformed, unrouted, connErrors atomic.Int64
+}
+
+type subscription struct {
+	deliver   func([]byte)
+	cancelled atomic.Bool
+}
+
+// New returns a Broker publishing and subscribing through client, which
+// stays the caller's: close it after the Broker. New does no I/O; the
+// subscription connection is made when the first room is subscribed.
+func New(client redis.UniversalClient, opts ...Option) *Broker {
+	cfg := config{prefix: DefaultPrefix, publishTimeout: DefaultPublishTimeout, healthCheck: DefaultHealthCheck}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var id [originLen / 2]byte
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
+	origin := hex.EncodeToString(id[:])
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Broker{
+		client:         client,
+		prefix:         cfg.prefix,
+		publishTimeout: cfg.publishTimeout,
+		healthCheck:    cfg.healthCheck,
+		origin:         origin,
+		header:         appendEnvelope(nil, origin, nil),
+		ctx:            ctx,
+		cancel:         cancel,
+		subs:           map[string][]*subscription{},
+		dirty:          map[string]struct{}{},
+		wake:           make(chan struct{}, 1),
+	}
+}
+
+// channel returns the Redis channel of room.
+func (b *Broker) channel(room string) string { return b.prefix + ":" + room }
+
+// Publish sends payload to the room's members in other processes: it
+// PUBLISHes the envelope (this Broker's header, then payload unchanged) to
+// the room's channel and waits for Redis to take it, for at most the
+// publish timeout. Messages published by one goroutine arrive in order.
+func (b *Broker) Publish(room string, payload []byte) error {
+	b.publishing.RLock() // Close waits for publishes in progress
+	defer b.publishing.RUnlock()
+	if b.closed.Load() {
+		b.publishErrors.Add(1)
+		return ErrClosed
+	}
+	if err := b.breaker.allow(b.publishTimeout); err != nil {
+		b.publishErrors.Add(1)
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
+	}
+	msg := make([]byte, 0, len(b.header)+len(payload))
+	msg = append(append(msg, b.header...), payload...)
+	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
+	defer cancel()
+	err := b.client.Publish(ctx, b.channel(room), msg).Err()
+	b.breaker.done(err)
+	if err != nil {
+		b.publishErrors.Add(1)
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
+	}
+	b.published.Add(1)
+	return nil
+}
+
+// breaker makes publishes fail at once while Redis is unreachable: after a
+// publish fails, publishes fail without trying Redis for a backoff that
+// grows from minBackoff to maxBackoff with each failure in a row; then one
+// publish tries, the others still failing at once while it does. A
+// publish that succeeds, or the subscription connection receiving again,
+// closes the breaker.
+type breaker struct {
+	open     atomic.Bool // fast path: false means publishes go to Redis
+	mu       sync.Mutex
+	failures int
+	until    time.Time
+	lastErr  error
+}
+
+// allow returns nil if a publish may try Redis (for at most timeout), or
+// the error to fail it with.
+func (k *breaker) allow(timeout time.Duration) error {
+	if !k.open.Load() {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.failures == 0 {
+		return nil
+	}
+	now := time.Now()
+	if now.Before(k.until) {
+		return fmt.Errorf("%w (last error: %v)", ErrUnavailable, k.lastErr)
+	}
+	k.until = now.Add(timeout) // this publish is the trial
+	return nil
+}
+
+// done records the outcome of a publish that tried Redis.
+func (k *breaker) done(err error) {
+	if err == nil {
+		if k.open.Load() {
+			k.reset()
+		}
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.failures++
+	k.lastErr = err
+	k.until = time.Now().Add(min(minBackoff<<min(k.failures-1, 10), maxBackoff))
+	k.open.Store(true)
+}
+
+// reset closes the breaker.
+func (k *breaker) reset() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.failures, k.lastErr = 0, nil
+	k.open.Store(false)
+}
+
+// Subscribe starts handing deliver the payloads other processes publish to
+// room, until cancel is called. It returns at once: the room's channel is
+// subscribed in the background (messages published before that are not
+// delivered). After Close it does nothing.
+func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func()) {
+	ch, s := b.channel(room), &subscription{deliver: deliver}
+	b.mu.Lock()
+	if b.closed.Load() {
+		b.mu.Unlock()
+		return func() {}
+	}
+	b.start.Do(b.run)
+	old := b.subs[ch]
+	b.subs[ch] = append(old[:len(old):len(old)], s)
+	if len(old) == 0 {
+		b.markDirty(ch)
+	}
+	b.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { b.unsubscribe(ch, s) }) }
+}
+
+func (b *Broker) unsubscribe(ch string, s *subscription) {
+	s.cancelled.Store(true)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.subs[ch]
+	next := make([]*subscription, 0, len(old))
+	for _, x := range old {
+		if x != s {
+			next = append(next, x)
+		}
+	}
+	if len(next) > 0 {
+		b.subs[ch] = next
+		return
+	}
+	delete(b.subs, ch)
+	if len(old) > 0 {
+		b.markDirty(ch)
+	}
+}
+
+// markDirty records that ch's Redis subscription may have to change and
+// wakes the owner. b.mu is held.
+func (b *Broker) markDirty(ch string) {
+	b.dirty[ch] = struct{}{}
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns a snapshot of the Broker's counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	rooms := len(b.subs)
+	b.mu.Unlock()
+	return Stats{
+		Rooms:         rooms,
+		Published:     b.published.Load(),
+		PublishErrors: b.publishErrors.Load(),
+		Received:      b.received.Load(),
+		Echoes:        b.echoes.Load(),
+		Malformed:     b.malformed.Load(),
+		Unrouted:      b.unrouted.Load(),
+		ConnErrors:    b.connErrors.Load(),
+	}
+}
+
+// Close waits for publishes in progress, closes the subscription
+// connection and waits for the Broker's goroutines to end: once it
+// returns, no deliver func is running or will be called, and the Broker
+// makes no more use of the client, which the caller may then close (Close
+// does not). Later publishes return ErrClosed and later subscriptions do
+// nothing. If Redis hangs, Close can take as long as the client's dial and
+// read timeouts. Close is safe to call more than once.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed.Swap(true) {
+		b.mu.Unlock()
+		return nil
+	}
+	ps := b.ps
+	b.mu.Unlock()
+	b.publishing.Lock() // publishes in progress have ended; later ones fail
+	b.publishing.Unlock()
+	b.cancel()
+	var err error
+	if ps != nil {
+		if err = ps.Close(); errors.Is(err, redis.ErrClosed) {
+			err = nil
+		}
+	}
+	b.wg.Wait()
+	return err
+}
+
+// run starts the goroutines that own the subscription connection. b.mu is
+// held.
+func (b *Broker) run() {
+	b.ps = b.client.Subscribe(b.ctx) // no channels: connects on first use
+	b.wg.Add(2)
+	go func() {
+		defer b.wg.Done()
+		b.own()
+	}()
+	go func() {
+		defer b.wg.Done()
+		b.receive()
+	}()
+}
+
+// own applies the changes of the rooms to the subscription connection, in
+// order: it compares each dirty channel's wanted state with what it last
+// told go-redis's PubSub, which keeps that set and subscribes a new
+// connection to all of it when it reconnects. A SUBSCRIBE that could not be
+// written is written again after a backoff (it is idempotent), as the
+// PubSub may have reconnected without it.
+func (b *Broker) own() {
+	told := map[string]bool{}    // channels the PubSub holds
+	pending := map[string]bool{} // channels whose SUBSCRIBE is still to be written
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	backoff := minBackoff
+	for {
+		select {
+		case <-b.wake:
+		case <-timer.C:
+		case <-b.ctx.Done():
+			return
+		}
+		b.mu.Lock()
+		var add, remove []string
+		for ch := range b.dirty {
+			want := len(b.subs[ch]) > 0
+			switch {
+			case want && !told[ch]:
+				add = append(add, ch)
+			case !want && told[ch]:
+				remove = append(remove, ch)
+			}
+		}
+		clear(b.dirty)
+		b.mu.Unlock()
+		for _, ch := range remove {
+			delete(told, ch)
+			delete(pending, ch)
+		}
+		for _, ch := range add {
+			told[ch] = true
+			pending[ch] = true
+		}
+		// Unsubscribing first means that once a later room's subscription
+		// is seen active, every earlier change has been applied.
+		if len(remove) > 0 {
+			ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
+			_ = b.ps.Unsubscribe(ctx, remove...) // the PubSub forgets them even on error
+			cancel()
+		}
+		if len(pending) > 0 {
+			chans := make([]string, 0, len(pending))
+			for ch := range pending {
+				chans = append(chans, ch)
+			}
+			ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
+			err := b.ps.Subscribe(ctx, chans...) // the PubSub remembers them even on error
+			cancel()
+			if err == nil {
+				clear(pending)
+				backoff = minBackoff
+			} else if b.ctx.Err() == nil {
+				timer.Reset(backoff)
+				backoff = min(2*backoff, maxBackoff)
+			}
+		}
+	}
+}
+
+// receive reads the subscription connection and hands each message to its
+// room's subscriptions, until Close.
+func (b *Broker) receive() {
+	backoff := time.Duration(0)
+	probing := false // a PING went out and nothing has arrived since
+	for {
+		var msg any
+		var err error
+		if !probing {
+			// A timeout here only means silence: go-redis keeps the
+			// connection.
+			msg, err = b.ps.ReceiveTimeout(b.ctx, b.healthCheck)
+		} else {
+			// A timeout here is a connection that did not answer: a read
+			// with a context deadline that expires makes go-redis close
+			// the connection, then dial again and resubscribe.
+			ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
+			msg, err = b.ps.Receive(ctx)
+			cancel()
+		}
+		if b.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			if !probing && isSilence(err) {
+				ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
+				_ = b.ps.Ping(ctx) // a failed write makes go-redis reconnect
+				cancel()
+				probing = true
+				continue
+			}
+			probing = false
+			b.connErrors.Add(1)
+			if !b.sleep(backoff) {
+				return
+			}
+			backoff = min(max(2*backoff, minBackoff), maxBackoff)
+			continue
+		}
+		if backoff > 0 { // Redis is back
+			b.breaker.reset()
+		}
+		probing, backoff = false, 0
+		if m, ok := msg.(*redis.Message); ok {
+			b.dispatch(m.Channel, m.Payload)
+		}
+	}
+}
+
+// sleep waits for d or Close, and reports whether the Broker is open.
+func (b *Broker) sleep(d time.Duration) bool {
+	if d <= 0 {
+		return b.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-b.ctx.Done():
+		return false
+	}
+}
+
+// dispatch hands one received message to the subscriptions of its
+// channel.
+func (b *Broker) dispatch(ch, msg string) {
+	origin, payload, ok := openEnvelope(msg)
+	switch {
+	case !ok:
+		b.malformed.Add(1)
+		return
+	case origin == b.origin:
+		b.echoes.Add(1)
+		return
+	}
+	b.mu.Lock()
+	subs := b.subs[ch]
+	b.mu.Unlock()
+	delivered := false
+	for _, s := range subs {
+		if !s.cancelled.Load() {
+			s.deliver([]byte(payload))
+			delivered = true
+		}
+	}
+	if delivered {
+		b.received.Add(1)
+	} else {
+		b.unrouted.Add(1)
+	}
+}
+
+// isSilence reports whether err is a read that timed out, not a failure
+// to dial.
+func isSilence(err error) bool {
+	var ne net.Error
+	var op *net.OpError
+	return errors.As(err, &ne) && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial")
+}
