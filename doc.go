@@ -56,7 +56,7 @@
 //
 // # Slow consumers
 //
-// Each connection has a bounded send queue (WithSendQueue; 1024 frames and
+// Each connection has a bounded send queue (WithSendQueue; 16,384 frames and
 // 1 MiB by default) drained by a writer that writes everything queued in
 // one call. Publish and Send never block on the network. When a queue is
 // full the connection is closed with 1008 "slow consumer" (OverflowClose),

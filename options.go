@@ -12,7 +12,7 @@ import (
 // server: every limit is on, cross-origin upgrades are refused.
 const (
 	DefaultReadLimit        = 1 << 20          // largest inbound message, in bytes
-	DefaultSendQueueFrames  = 1024             // frames a connection may have queued
+	DefaultSendQueueFrames  = 16384            // frames a connection may have queued
 	DefaultSendQueueBytes   = 1 << 20          // bytes a connection may have queued
 	DefaultWriteTimeout     = 10 * time.Second // longest a single socket write may block
 	DefaultPingInterval     = 25 * time.Second // how often the server pings

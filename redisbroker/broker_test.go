@@ -52,7 +52,7 @@ func TestTwoInstancesFormOneRoomThroughRedis(t *testing.T) {
 func TestOutageKeepsLocalDeliveryAndResubscribes(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	srv := ownRedis(t)
-	brokertest.Outage(t, pair(srv.addr), srv.stop, func() { srv.restart(t) })
+	brokertest.Outage(t, pair(srv.Addr), srv.Stop, func() { srv.Restart(t) })
 }
 
 // Rooms that gain their first member or lose their last during an outage
@@ -62,16 +62,16 @@ func TestRoomsChangedDuringAnOutage(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	srv := ownRedis(t)
 	prefix, nameA, nameB := uniquePrefix(t), "a-"+randomHex(4), "b-"+randomHex(4)
-	ba := newBroker(t, srv.addr, []func(*redis.Options){named(nameA)}, redisbroker.WithPrefix(prefix))
-	bb := newBroker(t, srv.addr, []func(*redis.Options){named(nameB)}, redisbroker.WithPrefix(prefix))
+	ba := newBroker(t, srv.Addr, []func(*redis.Options){named(nameA)}, redisbroker.WithPrefix(prefix))
+	bb := newBroker(t, srv.Addr, []func(*redis.Options){named(nameB)}, redisbroker.WithPrefix(prefix))
 	A, B := brokertest.StartInstance(t, "A", ba), brokertest.StartInstance(t, "B", bb)
 	a1, b1 := A.Join(t, "before"), B.Join(t, "before")
 	leaver := B.Join(t, "left")
 	brokertest.Bridge(t, a1, b1)
-	admin := newClient(t, srv.addr)
+	admin := newClient(t, srv.Addr)
 	waitFor(t, "room left to be subscribed", func() bool { return numSub(t, admin, prefix+":left") == 1 })
 
-	srv.stop()
+	srv.Stop()
 	start := time.Now()
 	err := ba.Publish("before", []byte(`{"during":"outage"}`))
 	if took := time.Since(start); err == nil || took > 3*time.Second {
@@ -80,7 +80,7 @@ func TestRoomsChangedDuringAnOutage(t *testing.T) {
 	leaver.Close()
 	waitFor(t, "B's room to empty", func() bool { return B.Rooms.Room("left").Len() == 0 })
 	a2, b2 := A.Join(t, "during"), B.Join(t, "during")
-	srv.restart(t)
+	srv.Restart(t)
 
 	brokertest.Bridge(t, a2, b2)
 	brokertest.Bridge(t, b2, a2)
@@ -415,11 +415,11 @@ func TestCloseEndsDeliveryAndPublishing(t *testing.T) {
 func TestPublishFailsFastWhileRedisIsDown(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	srv := ownRedis(t)
-	b := newBroker(t, srv.addr, nil)
+	b := newBroker(t, srv.Addr, nil)
 	if err := b.Publish("r", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}
-	srv.stop()
+	srv.Stop()
 	start := time.Now()
 	var unavailable int
 	for range 100 {
@@ -437,7 +437,7 @@ func TestPublishFailsFastWhileRedisIsDown(t *testing.T) {
 	if s := b.Stats(); s.PublishErrors != 100 || s.Published != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	srv.restart(t)
+	srv.Restart(t)
 	waitFor(t, "publishing to work again", func() bool { return b.Publish("r", []byte(`{}`)) == nil })
 }
 
@@ -451,12 +451,12 @@ func TestHealthCheckKeepsAnIdleConnection(t *testing.T) {
 			wstest.CheckGoroutines(t)
 			srv := ownRedis(t)
 			clientName := "idle-" + randomHex(4)
-			b := newBroker(t, srv.addr, append(opts, named(clientName)), redisbroker.WithHealthCheck(100*time.Millisecond))
-			a := newBroker(t, srv.addr, nil)
+			b := newBroker(t, srv.Addr, append(opts, named(clientName)), redisbroker.WithHealthCheck(100*time.Millisecond))
+			a := newBroker(t, srv.Addr, nil)
 			in := brokertest.NewInbox(64)
 			defer b.Subscribe("idle", in.Deliver)()
 			brokertest.Await(t, a, "idle", in)
-			admin := newClient(t, srv.addr)
+			admin := newClient(t, srv.Addr)
 			subs := subscribers(clients(t, admin, clientName))
 			if len(subs) != 1 {
 				t.Fatalf("subscription connections %v", subs)
@@ -501,7 +501,7 @@ func TestShortChannelNames(t *testing.T) {
 	var brokers []*redisbroker.Broker
 	brokertest.Run(t, func(t *testing.T) (wsroom.Broker, wsroom.Broker) {
 		p := redisbroker.WithPrefix("p")
-		a, b := newBroker(t, srv.addr, nil, p), newBroker(t, srv.addr, nil, p)
+		a, b := newBroker(t, srv.Addr, nil, p), newBroker(t, srv.Addr, nil, p)
 		brokers = append(brokers, a, b)
 		return a, b
 	})

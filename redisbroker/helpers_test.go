@@ -1,17 +1,12 @@
 package redisbroker_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,196 +17,19 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/internal/redistest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/redisbroker"
 )
 
-// The tests run against a real Redis server: CI's, whose address .ci/run
-// exports in WSROOM_REDIS_ADDR, or else one they start from PATH on a free
-// loopback port and stop when they end. Without either they skip, unless
-// WSROOM_CI is set: CI must not pass without running them.
-
-var shared struct {
-	once sync.Once
-	srv  *redisServer
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.srv != nil && shared.srv.dir != "" { // one the tests started
-		shared.srv.stop()
-		_ = os.RemoveAll(shared.srv.dir)
-	}
+	redistest.StopShared()
 	os.Exit(code)
 }
 
-// redisAddr returns the address of the Redis server the tests share.
-func redisAddr(t testing.TB) string {
-	t.Helper()
-	shared.once.Do(func() {
-		if addr := os.Getenv("WSROOM_REDIS_ADDR"); addr != "" {
-			if err := ping(addr); err != nil {
-				shared.err = fmt.Errorf("WSROOM_REDIS_ADDR=%s: %w", addr, err)
-			}
-			shared.srv = &redisServer{addr: addr}
-			return
-		}
-		dir, err := os.MkdirTemp("", "wsroom-redis-")
-		if err != nil {
-			shared.err = err
-			return
-		}
-		shared.srv, shared.err = startRedis(dir, "")
-	})
-	if shared.err != nil {
-		if os.Getenv("WSROOM_REDIS_ADDR") != "" {
-			t.Fatal(shared.err) // the server we were given must work
-		}
-		unavailable(t, shared.err)
-	}
-	return shared.srv.addr
-}
-
-// ownRedis starts a Redis server for t alone (one the test may stop and
-// start again), stopped at cleanup.
-func ownRedis(t testing.TB) *redisServer {
-	t.Helper()
-	srv, err := startRedis(t.TempDir(), "")
-	if err != nil {
-		unavailable(t, err)
-	}
-	t.Cleanup(srv.stop)
-	return srv
-}
-
-func unavailable(t testing.TB, err error) {
-	t.Helper()
-	if os.Getenv("WSROOM_CI") != "" {
-		t.Fatalf("no Redis server for the tests (WSROOM_CI is set, so this fails): %v", err)
-	}
-	t.Skipf("no Redis server: %v; install redis-server (e.g. apt-get install redis-server) or set WSROOM_REDIS_ADDR", err)
-}
-
-// redisServer is a redis-server process on a loopback port.
-type redisServer struct {
-	addr, dir string
-	mu        sync.Mutex
-	cmd       *exec.Cmd
-}
-
-// startRedis starts redis-server on addr, or on a free port if addr is "".
-func startRedis(dir, addr string) (*redisServer, error) {
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, err
-	}
-	for attempt := 0; ; attempt++ {
-		a := addr
-		if a == "" {
-			if a, err = freeAddr(); err != nil {
-				return nil, err
-			}
-		}
-		s := &redisServer{addr: a, dir: dir}
-		if err = s.launch(path); err == nil || addr != "" || attempt == 2 {
-			return s, err
-		}
-	}
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func (s *redisServer) launch(path string) error {
-	_, port, _ := net.SplitHostPort(s.addr)
-	log, err := os.OpenFile(filepath.Join(s.dir, "redis-"+port+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer log.Close()
-	cmd := exec.Command(path, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", s.dir)
-	cmd.Stdout, cmd.Stderr = log, log
-	dieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	if err := waitReady(s.addr); err != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		out, _ := os.ReadFile(log.Name())
-		return fmt.Errorf("redis-server on %s: %v\n%s", s.addr, err, out)
-	}
-	s.mu.Lock()
-	s.cmd = cmd
-	s.mu.Unlock()
-	return nil
-}
-
-// waitReady waits until the server at addr answers PING.
-func waitReady(addr string) error {
-	deadline := time.Now().Add(wstest.Timeout)
-	for {
-		err := ping(addr)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := io.WriteString(c, "PING\r\n"); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != "+PONG\r\n" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
-}
-
-// stop kills the server, as a crash would, and waits for it to end.
-func (s *redisServer) stop() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-}
-
-// restart starts a new server on the same port.
-func (s *redisServer) restart(t testing.TB) {
-	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.launch(path); err != nil {
-		t.Fatal(err)
-	}
-}
+func redisAddr(t testing.TB) string           { return redistest.Shared(t) }
+func ownRedis(t testing.TB) *redistest.Server { return redistest.Own(t) }
 
 // uniquePrefix returns a channel prefix no other test uses, so tests that
 // share a server do not hear each other.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/redistest"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
@@ -974,6 +975,7 @@ func chatBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	redistest.StopShared()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
@@ -990,11 +992,12 @@ type chatProcess struct {
 }
 
 // startBinary starts the chat binary and waits, with a deadline, for the
-// URL it logs on stderr. At cleanup a process still running is killed.
-func startBinary(t *testing.T, bin string) *chatProcess {
+// URL it logs on stderr; args are further flags. At cleanup a process still
+// running is killed.
+func startBinary(t *testing.T, bin string, args ...string) *chatProcess {
 	t.Helper()
 	p := &chatProcess{stderr: &stderrWatch{url: make(chan string, 1)}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "-addr", "127.0.0.1:0")
+	p.cmd = exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

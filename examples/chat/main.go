@@ -4,6 +4,12 @@
 //	go run ./examples/chat                 # http://localhost:3000
 //	go run ./examples/chat -token secret   # upgrades need ?token=secret
 //
+// Several instances form one chat through a broker:
+//
+//	go run ./examples/chat -addr :3000 -nats nats://localhost:4222
+//	go run ./examples/chat -addr :3001 -nats nats://localhost:4222
+//	(or -redis redis://localhost:6379)
+//
 // The WebSocket contract: GET /chat/room/{roomId}?username=NAME upgrades;
 // clients send {"type":"message"|"typing","content"?:string}; every member
 // receives {"type":"message"|"typing"|"joined"|"left","username":...,
@@ -37,20 +43,31 @@ func main() {
 	token := flag.String("token", "", "require this token (Authorization: Bearer, or ?token=) to connect")
 	var allowed origins
 	flag.Var(&allowed, "origin", "also allow WebSocket upgrades from pages on this host pattern (repeatable), such as *.example.com")
+	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT")
+	redisURL := flag.String("redis", "", "join rooms with other instances through this Redis server, redis://HOST:PORT")
 	flag.Parse()
 
-	if err := run(*addr, *token, allowed); err != nil {
+	if err := run(*addr, *token, allowed, *natsURL, *redisURL); err != nil {
 		slog.Error("chat", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, token string, allowed []string) error {
+func run(addr, token string, allowed []string, natsURL, redisURL string) error {
 	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
 	if token != "" {
 		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
 	}
-	rooms := wsroom.NewRooms[ChatMessage]()
+	broker, closeBroker, err := connectBroker(natsURL, redisURL)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	var roomOpts []wsroom.RoomsOption
+	if broker != nil {
+		roomOpts = append(roomOpts, wsroom.WithBroker(broker))
+	}
+	rooms := wsroom.NewRooms[ChatMessage](roomOpts...)
 	ep := wsroom.New(chat(rooms), opts...)
 
 	ln, err := net.Listen("tcp", addr)

@@ -221,8 +221,12 @@ func (c *Client) Closed(t testing.TB) Event {
 func (c *Client) Close() {
 	_ = c.conn.WriteClose(1000, nil)
 	_ = c.conn.NetConn().Close()
-	if c.started {
-		<-c.done
+	for c.started { // the reader may be blocked on a full channel: drain it
+		select {
+		case <-c.done:
+			return
+		case <-c.events:
+		}
 	}
 }
 

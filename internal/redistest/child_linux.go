@@ -1,4 +1,4 @@
-package redisbroker_test
+package redistest
 
 import (
 	"os/exec"
