@@ -146,7 +146,11 @@ func (p *parser) array(depth int) (any, *InvalidMessageError) {
 	for {
 		v, bad := p.value(depth)
 		if bad != nil {
-			return nil, bad.under(strconv.Itoa(len(p.items) - base))
+			// Leave the scratch stack as this array found it: an enclosing
+			// array numbers its own elements by it.
+			index := len(p.items) - base
+			p.items = p.items[:base]
+			return nil, bad.under(strconv.Itoa(index))
 		}
 		p.items = append(p.items, v)
 		i := p.skipSpace()
@@ -155,6 +159,7 @@ func (p *parser) array(depth int) (any, *InvalidMessageError) {
 			break
 		}
 		if i == len(p.data) || p.data[i] != ',' {
+			p.items = p.items[:base]
 			return nil, p.fail(i, "after array element")
 		}
 		p.pos++
