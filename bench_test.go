@@ -156,3 +156,64 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkChurn subscribes and unsubscribes in parallel on a few rooms
+// (so rooms are created and removed all the time) while a goroutine
+// publishes to them; "registry" does only get-or-create lookups.
+func BenchmarkChurn(b *testing.B) {
+	names := []string{"r0", "r1", "r2", "r3"}
+	b.Run("subscribe+unsubscribe", func(b *testing.B) {
+		rooms := NewRooms[benchMsg]()
+		stop := make(chan struct{})
+		published := make(chan int)
+		go func() {
+			n := 0
+			for {
+				select {
+				case <-stop:
+					published <- n
+					return
+				default:
+					_ = rooms.Room(names[n%len(names)]).Publish(sample)
+					n++
+				}
+			}
+		}()
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				leave, err := rooms.Room(names[i%len(names)]).SubscribeFunc(func(benchMsg) {})
+				if err != nil {
+					b.Fatal(err)
+				}
+				leave()
+				i++
+			}
+		})
+		b.StopTimer()
+		close(stop)
+		b.ReportMetric(float64(<-published)/b.Elapsed().Seconds(), "publishes/s")
+		if rooms.Len() != 0 {
+			b.Fatalf("%d rooms left", rooms.Len())
+		}
+	})
+	b.Run("registry", func(b *testing.B) {
+		rooms := NewRooms[benchMsg]()
+		for _, n := range names {
+			if _, err := rooms.Room(n).SubscribeFunc(func(benchMsg) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			i := 0
+			for pb.Next() {
+				if rooms.Room(names[i%len(names)]).Len() != 1 {
+					b.Fatal("room lost")
+				}
+				i++
+			}
+		})
+	})
+}
