@@ -30,7 +30,9 @@
 // values set by middleware reach the handler through Conn.Request and
 // Conn.Context. Before the upgrade it refuses cross-origin requests (403,
 // see WithOriginPatterns) and runs the Guard (401/403, see RequireToken).
-// The transport is github.com/lxzan/gws; HTTP/1.1 upgrades only.
+// The transport is github.com/lxzan/gws; HTTP/1.1 upgrades only. Once the
+// connection is upgraded, ServeHTTP returns and the handler runs in a
+// goroutine of its own.
 //
 // # Inbound messages
 //
@@ -40,10 +42,15 @@
 // every keyword (formats included) enforced, by
 // github.com/santhosh-tekuri/jsonschema/v6. By default unknown fields are
 // rejected (additionalProperties: false) and fields without omitempty are
-// required; WithReflector changes that. An invalid message, or a binary
-// frame, is answered by the InvalidPolicy (WithInvalid): by default the
-// sender alone receives {"type":"error","error":"<reason>"} and the handler
-// never sees the message.
+// required; WithReflector changes that. Messages with a key repeated in one
+// object, a key differing from a field's name only in case, nesting deeper
+// than 64 levels, or a number longer than 100 characters or beyond a
+// float64 are invalid too: the value the handler receives always satisfies
+// the schema, and decoding costs time linear in the message. An invalid
+// message, or a binary frame, is answered by the InvalidPolicy
+// (WithInvalid): by default the sender alone receives
+// {"type":"error","error":"<reason>"} and the handler never sees the
+// message.
 //
 // # Rooms
 //
@@ -52,13 +59,15 @@
 // hands the same encoded frame to every connection. Messages published from
 // one goroutine arrive in order; Join subscribes and announces in one step;
 // a room with no subscribers is removed. With a Broker (WithBroker), rooms
-// of the same name in several processes form one room.
+// of the same name in several processes form one room: the adapters are
+// github.com/wsroom/wsroom/natsbroker and github.com/wsroom/wsroom/redisbroker,
+// modules of their own.
 //
 // # Slow consumers
 //
 // Each connection has a bounded send queue (WithSendQueue; 16,384 frames and
 // 1 MiB by default) drained by a writer that writes everything queued in
-// one call. Publish and Send never block on the network. When a queue is
+// one call. Publish and Send never wait for a connection's socket. When a queue is
 // full the connection is closed with 1008 "slow consumer" (OverflowClose),
 // or, with OverflowDrop, the message is dropped for that connection and
 // counted. A write blocked for longer than the write timeout closes the
