@@ -232,24 +232,30 @@ func (c *Client) Close() {
 
 // Frame returns a masked client frame: fin, opcode and payload as given.
 func Frame(fin bool, opcode byte, payload []byte) []byte {
+	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
+	f := append(frameHeader(fin, opcode, len(payload), 0x80), mask[:]...)
+	for i, b := range payload {
+		f = append(f, b^mask[i%4])
+	}
+	return f
+}
+
+// frameHeader returns a frame's header up to the masking key; maskBit is
+// 0x80 for a masked frame, 0 for an unmasked one.
+func frameHeader(fin bool, opcode byte, n int, maskBit byte) []byte {
 	b0 := opcode
 	if fin {
 		b0 |= 0x80
 	}
 	f := []byte{b0}
-	switch n := len(payload); {
+	switch {
 	case n < 126:
-		f = append(f, 0x80|byte(n))
+		f = append(f, maskBit|byte(n))
 	case n <= 0xFFFF:
-		f = append(f, 0x80|126, byte(n>>8), byte(n))
+		f = append(f, maskBit|126, byte(n>>8), byte(n))
 	default:
-		f = append(f, 0x80|127)
+		f = append(f, maskBit|127)
 		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
-	f = append(f, mask[:]...)
-	for i, b := range payload {
-		f = append(f, b^mask[i%4])
 	}
 	return f
 }

@@ -254,21 +254,7 @@ func isReset(err error) bool {
 // UnmaskedFrame returns a client frame without a mask, which a server must
 // refuse.
 func UnmaskedFrame(fin bool, opcode byte, payload []byte) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	f := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		f = append(f, byte(n))
-	case n <= 0xFFFF:
-		f = append(f, 126, byte(n>>8), byte(n))
-	default:
-		f = append(f, 127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	return append(f, payload...)
+	return append(frameHeader(fin, opcode, len(payload), 0), payload...)
 }
 
 // FrameHeader returns only the header of a masked client frame announcing
