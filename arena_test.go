@@ -327,9 +327,12 @@ func (l *logWatch) text() string {
 type heapWatch struct {
 	base, peak uint64
 	stop, done chan struct{}
+	once       sync.Once
 }
 
-func watchHeap() *heapWatch {
+// watchHeap starts sampling; the test's cleanup stops a watch that a
+// failing test left running.
+func watchHeap(t testing.TB) *heapWatch {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -348,12 +351,13 @@ func watchHeap() *heapWatch {
 			h.peak = max(h.peak, ms.HeapAlloc)
 		}
 	}()
+	t.Cleanup(func() { h.growth() })
 	return h
 }
 
 // growth stops sampling and returns the peak growth of the heap, in bytes.
 func (h *heapWatch) growth() uint64 {
-	close(h.stop)
+	h.once.Do(func() { close(h.stop) })
 	<-h.done
 	return h.peak - h.base
 }
