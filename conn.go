@@ -48,7 +48,7 @@ func (c *Conn[Out]) Close(code StatusCode, reason string) error {
 	if !validCloseCode(code) {
 		return fmt.Errorf("wsroom: invalid close code %d", code)
 	}
-	if !c.c.closeWith(closedByHandler, code, reason, afterQueue) {
+	if !c.c.closeWith(closedByHandler, code, reason, afterQueue, nil) {
 		return ErrClosed
 	}
 	return nil
@@ -143,8 +143,11 @@ const (
 
 // closeWith starts closing the connection: the close frame is queued as the
 // mode says, the context is cancelled and the handler's stream ends. It
-// reports whether this call started the close.
-func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMode) bool {
+// reports whether this call started the close. started, if not nil, runs
+// only in the call that starts the close and before anything of the close
+// is visible (the context, the close frame): what it counts or logs is
+// there by the time the peer or the handler sees the connection end.
+func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMode, started func()) bool {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -165,6 +168,9 @@ func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMo
 	cause := c.cause
 	c.mu.Unlock()
 
+	if started != nil {
+		started()
+	}
 	c.cancel(cause)
 	c.stopReading()
 	if mode == abandon {
@@ -325,7 +331,7 @@ func (c *conn) startHeartbeat() {
 
 func (c *conn) beat() {
 	if time.Duration(nanotime()-c.lastSeen.Load()) > c.cfg.idleTimeout {
-		c.closeWith(closedByServer, StatusGoingAway, "idle timeout", abandon)
+		c.closeWith(closedByServer, StatusGoingAway, "idle timeout", abandon, nil)
 		return
 	}
 	// A ping dropped on a full queue (OverflowDrop) is not fatal: the next

@@ -79,13 +79,15 @@ func (e *Endpoint[In, Out]) serve(cc *Conn[Out]) {
 	var ce *CloseError
 	switch {
 	case panicked:
-		c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue)
+		c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue, nil)
 	case err == nil:
-		c.closeWith(closedByHandler, StatusNormalClosure, "", afterQueue)
+		c.closeWith(closedByHandler, StatusNormalClosure, "", afterQueue, nil)
 	case errors.As(err, &ce) && validCloseCode(ce.Code):
-		c.closeWith(closedByHandler, ce.Code, ce.Reason, afterQueue)
-	case c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue):
-		e.srv.cfg.logger.Error("wsroom: handler failed", "conn", c.id, "path", c.req.URL.Path, "error", err)
+		c.closeWith(closedByHandler, ce.Code, ce.Reason, afterQueue, nil)
+	default:
+		c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue, func() {
+			e.srv.cfg.logger.Error("wsroom: handler failed", "conn", c.id, "path", c.req.URL.Path, "error", err)
+		})
 	}
 }
 

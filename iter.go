@@ -37,9 +37,7 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			c.stats.bytesIn.Add(int64(msg.Data.Len()))
 			if !c.received() {
 				_ = msg.Close()
-				if c.closeWith(closedByServer, StatusPolicyViolation, "rate limit exceeded", dropQueue) {
-					c.stats.rateLimited.Add(1)
-				}
+				c.closeWith(closedByServer, StatusPolicyViolation, "rate limit exceeded", dropQueue, c.stats.countRateLimited)
 				continue
 			}
 			var v In
@@ -59,7 +57,7 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			c.stats.rejected.Add(1)
 			switch c.cfg.invalid {
 			case InvalidClose:
-				c.closeWith(closedByServer, StatusInvalidPayload, bad.Reason, afterQueue)
+				c.closeWith(closedByServer, StatusInvalidPayload, bad.Reason, afterQueue, nil)
 			case InvalidYield:
 				if !yield(v, bad) {
 					return

@@ -75,11 +75,7 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request, c *conn) bool {
 	}
 	err := s.handshake(w, r, c)
 	s.register(c, err == nil)
-	if err != nil {
-		s.cfg.logger.Debug("wsroom: handshake failed", "error", err, "remote", r.RemoteAddr)
-		return false
-	}
-	return true
+	return err == nil
 }
 
 // admit reserves a place for a connection unless the endpoint is shutting
@@ -115,7 +111,7 @@ func (s *server) register(c *conn, upgraded bool) {
 	s.stats.connections.Add(1)
 	c.startHeartbeat()
 	if shutdown {
-		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue)
+		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue, nil)
 	}
 }
 
@@ -133,8 +129,10 @@ func (s *server) retire(c *conn) {
 func (s *server) handshake(w http.ResponseWriter, r *http.Request, c *conn) error {
 	raw, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		err = fmt.Errorf("wsroom: hijack: %w", err)
+		s.cfg.logger.Debug("wsroom: handshake failed", "error", err, "remote", r.RemoteAddr)
 		http.Error(w, "the connection cannot be upgraded", http.StatusInternalServerError)
-		return fmt.Errorf("wsroom: hijack: %w", err)
+		return err
 	}
 	c.id = lastID.Add(1)
 	c.cfg = s.cfg
@@ -154,6 +152,9 @@ func (s *server) handshake(w http.ResponseWriter, r *http.Request, c *conn) erro
 	}
 	c.ws, err = s.upgrader.UpgradeFromConn(wr, bufio.NewReaderSize(wr, readBufferSize), r)
 	if err != nil {
+		// Logged before the socket closes, so the line exists by the time
+		// the client sees the end.
+		s.cfg.logger.Debug("wsroom: handshake failed", "error", err, "remote", r.RemoteAddr)
 		_ = raw.Close()
 		c.cancel(err)
 		return err
@@ -176,7 +177,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue)
+		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue, nil)
 	}
 	done := make(chan struct{})
 	go func() {

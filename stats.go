@@ -3,7 +3,9 @@ package wsroom
 import "sync/atomic"
 
 // Stats is a snapshot of an endpoint's counters. Totals count from the
-// endpoint's creation.
+// endpoint's creation. A close is counted before its close frame is sent, and
+// a rejection before its reply: a client that has seen the event finds it
+// counted.
 type Stats struct {
 	Connections        int64 // open now
 	Accepted           int64 // upgrades completed
@@ -42,3 +44,9 @@ func (c *counters) snapshot() Stats {
 		RateLimited:        c.rateLimited.Load(),
 	}
 }
+
+// countSlowConsumer counts a connection closed as a slow consumer.
+func (c *counters) countSlowConsumer() { c.slowConsumerCloses.Add(1) }
+
+// countRateLimited counts a connection closed past the rate limit.
+func (c *counters) countRateLimited() { c.rateLimited.Add(1) }

@@ -65,9 +65,7 @@ func (c *conn) overflow() error {
 		c.stats.dropped.Add(1)
 		return ErrSendQueueFull
 	}
-	if c.closeWith(closedByServer, StatusPolicyViolation, "slow consumer", dropQueue) {
-		c.stats.slowConsumerCloses.Add(1)
-	}
+	c.closeWith(closedByServer, StatusPolicyViolation, "slow consumer", dropQueue, c.stats.countSlowConsumer)
 	return ErrSendQueueFull
 }
 
@@ -245,7 +243,7 @@ func (c *conn) writeFailed(err error) {
 	case closing:
 		c.finish(nil) // the close has its cause already
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.stats.slowConsumerCloses.Add(1)
+		c.stats.countSlowConsumer()
 		c.finish(&CloseError{Code: StatusPolicyViolation, Reason: "slow consumer: write timed out"})
 	default:
 		c.finish(&CloseError{Code: StatusGoingAway, Reason: "connection lost: " + err.Error()})
