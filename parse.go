@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -96,7 +97,7 @@ func (p *parser) value(depth int) (any, *InvalidMessageError) {
 }
 
 func (p *parser) object(depth int) (any, *InvalidMessageError) {
-	obj := make(map[string]any)
+	obj := objects.Get().(map[string]any)
 	p.pos++ // '{'
 	i := p.skipSpace()
 	if i < len(p.data) && p.data[i] == '}' {
@@ -436,4 +437,23 @@ func numberInRange(s string) bool {
 		return err == nil && exp >= -400 && exp <= 400
 	}
 	return true
+}
+
+// objects recycles the map of a message's top-level object once it has
+// passed validation: most messages are one small object, and its map was the
+// parser's largest allocation. Nested objects are left to the collector.
+var objects = sync.Pool{New: func() any { return make(map[string]any, smallObject) }}
+
+// smallObject is the largest object whose map is recycled: a map keeps its
+// capacity when cleared, and the pool must not hold on to large ones.
+const smallObject = 8
+
+// recycle returns the top-level map of a parsed message to objects. The
+// message must be referenced nowhere else: the validator keeps nothing of a
+// value that passed.
+func recycle(doc any) {
+	if m, ok := doc.(map[string]any); ok && len(m) <= smallObject {
+		clear(m)
+		objects.Put(m)
+	}
 }
