@@ -51,11 +51,12 @@ type errorReply struct {
 	Error string `json:"error"`
 }
 
-// schemas holds the JSON Schemas reflected from an endpoint's In and Out and
-// the compiled validator of In.
+// schemas holds the JSON Schemas reflected from an endpoint's In and Out,
+// the compiled validator of In and the guard of In's keys.
 type schemas struct {
 	in, out   []byte
 	validator *jsv.Schema
+	guard     *keyGuard
 }
 
 // compileSchemas reflects the schemas of in and out and compiles the one of
@@ -84,7 +85,7 @@ func compileSchemas(r *jsonschema.Reflector, in, out any) (*schemas, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsroom: compile schema of In: %w", err)
 	}
-	return &schemas{in: inJSON, out: outJSON, validator: v}, nil
+	return &schemas{in: inJSON, out: outJSON, validator: v, guard: guardFor(reflect.TypeOf(in))}, nil
 }
 
 // rootRef returns the fragment a schema whose root only refers to one of
@@ -113,11 +114,12 @@ func rootRef(doc any) string {
 }
 
 // decode parses data, validates it against the schema of In and decodes it
-// into v. The handler sees v only when decode returns nil.
+// into v, a pointer to the In the schemas were compiled for. The handler
+// sees v only when decode returns nil.
 func (s *schemas) decode(data []byte, v any) *InvalidMessageError {
 	doc, bad := parseMessage(data)
-	if bad == nil {
-		bad = foldGuard(doc, reflect.TypeOf(v).Elem())
+	if bad == nil && s.guard != nil {
+		bad = s.guard.check(doc)
 	}
 	if bad != nil {
 		if bad.Field != "" {
