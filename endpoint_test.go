@@ -319,6 +319,9 @@ func TestStatsCountTraffic(t *testing.T) {
 	}
 	c.SendText(t, "not json")
 	c.Message(t)
+	// A frame is counted once its write returns, which may be after the
+	// client has read it.
+	waitFor(t, "4 frames counted as written", func() bool { return ep.Stats().MessagesOut >= 4 })
 	s := ep.Stats()
 	if s.Connections != 1 || s.Accepted != 1 || s.MessagesIn != 4 || s.Rejected != 1 || s.MessagesOut < 4 ||
 		s.BytesIn == 0 || s.BytesOut == 0 {
