@@ -334,8 +334,10 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 	if set.conns > 0 {
 		frame = newFrame(opText, payload)
 	}
-	set.deliver(m, frame)
+	// Counted first, like every counter here: whoever sees the message
+	// finds it counted.
 	r.rooms.remoteDelivered.Add(1)
+	set.deliver(m, frame)
 }
 
 // deliver hands one message to every subscriber in the snapshot.

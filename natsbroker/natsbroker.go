@@ -250,8 +250,8 @@ func (b *Broker) receive(s *subscription, m *nats.Msg) {
 	case "":
 		b.droppedInvalid.Add(1)
 	default:
+		b.delivered.Add(1) // counted before anyone can see the message
 		s.deliver(m.Data)
-		b.delivered.Add(1)
 	}
 }
 

@@ -100,6 +100,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -590,17 +591,16 @@ func (b *Broker) dispatch(ch, msg string) {
 	b.mu.Lock()
 	subs := b.subs[ch]
 	b.mu.Unlock()
-	delivered := false
-	for _, s := range subs {
-		if !s.cancelled.Load() {
-			s.deliver([]byte(payload))
-			delivered = true
-		}
-	}
-	if delivered {
-		b.received.Add(1)
-	} else {
+	live := func(s *subscription) bool { return !s.cancelled.Load() }
+	if !slices.ContainsFunc(subs, live) {
 		b.unrouted.Add(1)
+		return
+	}
+	b.received.Add(1) // counted before anyone can see the message
+	for _, s := range subs {
+		if live(s) {
+			s.deliver([]byte(payload))
+		}
 	}
 }
 
