@@ -130,7 +130,7 @@ func newArena[In any](t testing.TB, ao arenaOptions, toOut func(In) chatOut, opt
 		t.Fatal(err)
 	}
 	a.w = &arenaWitness{c: wstest.Dial(t, a.url), last: map[uint64]int{}, done: make(chan struct{})}
-	waitFor(t, "the witness in the lobby", func() bool { return lobby.Len() == 2 })
+	wstest.WaitFor(t, "the witness in the lobby", func() bool { return lobby.Len() == 2 })
 	go a.w.run()
 	a.stopTick, a.tickDone = make(chan struct{}), make(chan struct{})
 	if ao.noTicker {
@@ -178,7 +178,7 @@ func (a *arena) finish() int64 {
 	t := a.t
 	t.Helper()
 	a.finished = true
-	waitFor(t, "only the witness connected", func() bool { return a.stats().Connections == 1 })
+	wstest.WaitFor(t, "only the witness connected", func() bool { return a.stats().Connections == 1 })
 	a.stopTicker()
 	a.w.c.Send(t, chatIn{Type: "message", Content: "round trip"})
 	select {
@@ -188,7 +188,7 @@ func (a *arena) finish() int64 {
 	}
 	// The auditor hears a message before the witness's queue has it: wait
 	// for the witness, so that the end marker cannot overtake it.
-	waitFor(t, "the witness's own message back", func() bool {
+	wstest.WaitFor(t, "the witness's own message back", func() bool {
 		a.w.mu.Lock()
 		defer a.w.mu.Unlock()
 		return a.w.sawRoundTrip

@@ -74,7 +74,7 @@ func TestBrokerGetsTheBytesLocalMembersGet(t *testing.T) {
 	rooms := wsroom.NewRooms[chatOut](wsroom.WithBroker(rb))
 	_, srv := serve(t, member(rooms))
 	c := wstest.Dial(t, srv.URL+"/ws/bytes")
-	waitFor(t, "a member", func() bool { return rooms.Room("bytes").Len() == 1 })
+	wstest.WaitFor(t, "a member", func() bool { return rooms.Room("bytes").Len() == 1 })
 	if err := rooms.Room("bytes").Publish(chatOut{Type: "t", Content: "<&> ü"}); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestInvalidBytesFromTheBrokerAreCountedAndDropped(t *testing.T) {
 	defer leave()
 	_, srv := serve(t, member(rooms))
 	c := wstest.Dial(t, srv.URL+"/ws/in")
-	waitFor(t, "a member", func() bool { return rooms.Room("in").Len() == 2 })
+	wstest.WaitFor(t, "a member", func() bool { return rooms.Room("in").Len() == 2 })
 	bad := [][]byte{
 		[]byte("not json"),
 		[]byte(`{"type":"t","content":"trunc`),

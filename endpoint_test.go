@@ -265,7 +265,7 @@ func TestShutdownClosesEveryConnectionWith1001AndWaitsForHandlers(t *testing.T) 
 	for range 10 {
 		clients = append(clients, wstest.Dial(t, srv.URL))
 	}
-	waitFor(t, "10 connections", func() bool { return ep.Stats().Connections == 10 })
+	wstest.WaitFor(t, "10 connections", func() bool { return ep.Stats().Connections == 10 })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := ep.Shutdown(ctx); err != nil {
@@ -321,12 +321,12 @@ func TestStatsCountTraffic(t *testing.T) {
 	c.Message(t)
 	// A frame is counted once its write returns, which may be after the
 	// client has read it.
-	waitFor(t, "4 frames counted as written", func() bool { return ep.Stats().MessagesOut >= 4 })
+	wstest.WaitFor(t, "4 frames counted as written", func() bool { return ep.Stats().MessagesOut >= 4 })
 	s := ep.Stats()
 	if s.Connections != 1 || s.Accepted != 1 || s.MessagesIn != 4 || s.Rejected != 1 || s.MessagesOut < 4 ||
 		s.BytesIn == 0 || s.BytesOut == 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	c.Close()
-	waitFor(t, "connection count back to zero", func() bool { return ep.Stats().Connections == 0 })
+	wstest.WaitFor(t, "connection count back to zero", func() bool { return ep.Stats().Connections == 0 })
 }

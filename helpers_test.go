@@ -7,10 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/wsroom/wsroom"
-	"github.com/wsroom/wsroom/internal/wstest"
 )
 
 // chatIn and chatOut are the message types most tests use.
@@ -57,18 +55,6 @@ func echo(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
 		}
 	}
 	return nil
-}
-
-// waitFor polls cond until it holds, failing the test after wstest.Timeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wstest.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

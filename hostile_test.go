@@ -219,7 +219,7 @@ func TestHostileDeadPeersAreReclaimed(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "every dead peer reclaimed", func() bool { return a.stats().Connections == 1 })
+	wstest.WaitFor(t, "every dead peer reclaimed", func() bool { return a.stats().Connections == 1 })
 	took := time.Since(start)
 	// Reclaimed within the idle timeout, a ping interval, and the 2 s a
 	// closed socket lingers for a peer still sending (the dribblers do),
@@ -259,7 +259,7 @@ func TestHostileSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
 	}
 	defer stalled.Close()
 	lobby := a.rooms.Room("lobby")
-	waitFor(t, "the stalled member in the lobby", func() bool { return lobby.Len() == 3 })
+	wstest.WaitFor(t, "the stalled member in the lobby", func() bool { return lobby.Len() == 3 })
 
 	heap := watchHeap(t)
 	payload := strings.Repeat("x", 16<<10)
@@ -742,7 +742,7 @@ func TestHostileBurstsWithinTheRateLimitDoNotCloseOtherMembers(t *testing.T) {
 			defer r.Close()
 			rs = append(rs, r)
 		}
-		waitFor(t, "the bursters in the lobby", func() bool { return a.rooms.Room("lobby").Len() == 2+bursters })
+		wstest.WaitFor(t, "the bursters in the lobby", func() bool { return a.rooms.Room("lobby").Len() == 2+bursters })
 		// Every member reads all the time: a burster reads what the room
 		// relays (its own messages and the others') from the start.
 		results := make(chan error, bursters)
@@ -777,7 +777,7 @@ func TestHostileBurstsWithinTheRateLimitDoNotCloseOtherMembers(t *testing.T) {
 		}
 		wg.Wait()
 		relayed += int64(want)
-		waitFor(t, "every burst relayed, or a member closed", func() bool {
+		wstest.WaitFor(t, "every burst relayed, or a member closed", func() bool {
 			return a.published.Load()-a.ticks.Load() >= relayed || a.stats().SlowConsumerCloses > 0
 		})
 		if s := a.stats(); s.SlowConsumerCloses != 0 || s.RateLimited != 0 {
@@ -798,7 +798,7 @@ func TestHostileBurstsWithinTheRateLimitDoNotCloseOtherMembers(t *testing.T) {
 		for _, r := range rs {
 			closeRaw(t, r)
 		}
-		waitFor(t, "the bursters gone", func() bool { return a.stats().Connections == 1 })
+		wstest.WaitFor(t, "the bursters gone", func() bool { return a.stats().Connections == 1 })
 	}
 	a.finish()
 	t.Logf("hostile: %d rounds of %d clients sending %d messages each at once, within the rate limit, relayed to the room; %d slow-consumer closes",

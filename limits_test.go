@@ -106,7 +106,7 @@ func TestLimitMaxConnectionsUnderConcurrentDialsAndHostileHolders(t *testing.T) 
 		}()
 	}
 	wg.Wait()
-	waitFor(t, "the silent holders reclaimed", func() bool { return a.stats().Connections == 1 })
+	wstest.WaitFor(t, "the silent holders reclaimed", func() bool { return a.stats().Connections == 1 })
 	reclaimed := time.Since(start)
 	// Well-behaved clients get exactly the places freed.
 	all, refused3 := dialMany(t, lobby, burst)
@@ -131,7 +131,7 @@ func TestLimitMaxRoomsUnderConcurrentJoins(t *testing.T) {
 	base := a.srv.URL + "/ws/"
 	// Every client gets its upgrade; those refused a room are closed.
 	conns, _ := dialMany(t, func(i int) string { return fmt.Sprint(base, "room-", i) }, burst)
-	waitFor(t, "every client to have a room or be refused", func() bool {
+	wstest.WaitFor(t, "every client to have a room or be refused", func() bool {
 		s := a.rooms.Stats()
 		return s.Rooms == maxRooms && s.Refused == burst-maxRooms+1
 	})
@@ -163,15 +163,15 @@ func TestLimitMaxRoomsUnderConcurrentJoins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the extra member in the lobby", func() bool { return a.rooms.Room("lobby").Len() == 3 })
+	wstest.WaitFor(t, "the extra member in the lobby", func() bool { return a.rooms.Room("lobby").Len() == 3 })
 	closeRaw(t, extra)
 	// Rooms that empty give their places back.
 	for _, r := range holders {
 		closeRaw(t, r)
 	}
-	waitFor(t, "only the lobby left", func() bool { return a.rooms.Len() == 1 })
+	wstest.WaitFor(t, "only the lobby left", func() bool { return a.rooms.Len() == 1 })
 	again, _ := dialMany(t, func(i int) string { return fmt.Sprint(base, "again-", i) }, maxRooms-1)
-	waitFor(t, "the new rooms", func() bool { return a.rooms.Len() == maxRooms })
+	wstest.WaitFor(t, "the new rooms", func() bool { return a.rooms.Len() == maxRooms })
 	for _, r := range admitted(again) {
 		closeRaw(t, r)
 	}

@@ -411,8 +411,8 @@ func TestLoadRoomsDeliverEverything(t *testing.T) {
 	if err := parallel(sc.conns, sc.workers, func(i int) error { return clients[i].close() }); err != nil {
 		t.Fatalf("closing: %v", err)
 	}
-	waitFor(t, "every connection gone", func() bool { return ls.ep.Stats().Connections == 0 })
-	waitFor(t, "every room gone", func() bool { return ls.rooms.Len() == 0 })
+	wstest.WaitFor(t, "every connection gone", func() bool { return ls.ep.Stats().Connections == 0 })
+	wstest.WaitFor(t, "every room gone", func() bool { return ls.rooms.Len() == 0 })
 	clients = nil
 	peak := gp.end()
 	if peak > int64(reserve) {
@@ -479,7 +479,7 @@ func TestLoadChurn(t *testing.T) {
 		t.Fatalf("churn: %v", err)
 	}
 	took := time.Since(start)
-	waitFor(t, "only the witnesses left", func() bool { return ls.ep.Stats().Connections == int64(sc.rooms) })
+	wstest.WaitFor(t, "only the witnesses left", func() bool { return ls.ep.Stats().Connections == int64(sc.rooms) })
 
 	// Each witness got every churner's joined, message (in order) and
 	// left, and its room holds it alone.
@@ -489,7 +489,7 @@ func TestLoadChurn(t *testing.T) {
 		if r < sc.churn%sc.rooms {
 			want++
 		}
-		waitFor(t, "the witness's count", func() bool {
+		wstest.WaitFor(t, "the witness's count", func() bool {
 			return w.msgs.Load() >= want && w.joins.Load() >= want && w.lefts.Load() >= want
 		})
 		if m, j, l := w.msgs.Load(), w.joins.Load(), w.lefts.Load(); m != want || j != want || l != want {
@@ -509,8 +509,8 @@ func TestLoadChurn(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every connection gone", func() bool { return ls.ep.Stats().Connections == 0 })
-	waitFor(t, "every room gone", func() bool { return ls.rooms.Len() == 0 })
+	wstest.WaitFor(t, "every connection gone", func() bool { return ls.ep.Stats().Connections == 0 })
+	wstest.WaitFor(t, "every room gone", func() bool { return ls.rooms.Len() == 0 })
 	s := ls.ep.Stats()
 	if want := int64(sc.churn + sc.rooms + 1); s.Accepted != want { // and the warm-up
 		t.Fatalf("%d upgrades accepted, want %d", s.Accepted, want)
@@ -608,6 +608,6 @@ func warm(t *testing.T, ls *loadServer) {
 	if err := c.close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the warm-up connection gone", func() bool { return ls.ep.Stats().Connections == 0 })
+	wstest.WaitFor(t, "the warm-up connection gone", func() bool { return ls.ep.Stats().Connections == 0 })
 	runtime.GC()
 }

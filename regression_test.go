@@ -179,7 +179,7 @@ func TestShutdownCompletesWhilePeersClose(t *testing.T) {
 			}
 			clients = append(clients, c)
 		}
-		waitFor(t, "connections", func() bool { return ep.Stats().Connections == 20 })
+		wstest.WaitFor(t, "connections", func() bool { return ep.Stats().Connections == 20 })
 		for _, c := range clients {
 			go func() { _, _ = c.NetConn().Write(burst) }()
 		}

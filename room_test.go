@@ -86,9 +86,9 @@ func TestEmptyRoomIsRemovedAndConnectionsLeaveWhenHandlerReturns(t *testing.T) {
 		return nil
 	})
 	c := wstest.Dial(t, srv.URL+"/ws/x")
-	waitFor(t, "the room to exist", func() bool { return rooms.Room("solo").Len() == 1 })
+	wstest.WaitFor(t, "the room to exist", func() bool { return rooms.Room("solo").Len() == 1 })
 	c.Close()
-	waitFor(t, "the room to be removed", func() bool { return rooms.Len() == 0 })
+	wstest.WaitFor(t, "the room to be removed", func() bool { return rooms.Len() == 0 })
 	for name := range rooms.All() {
 		t.Fatalf("room %q still listed", name)
 	}
@@ -180,7 +180,7 @@ func TestMessagesOfOneSenderArriveInOrderWithNoneLost(t *testing.T) {
 		c := wstest.Dial(t, srv.URL+fmt.Sprintf("/ws/fifo?name=c%d", i))
 		clients = append(clients, c)
 	}
-	waitFor(t, "4 members", func() bool { return rooms.Room("fifo").Len() == 4 })
+	wstest.WaitFor(t, "4 members", func() bool { return rooms.Room("fifo").Len() == 4 })
 	room := rooms.Room("fifo")
 	go func() {
 		for i := 1; i <= n; i++ {
@@ -282,7 +282,7 @@ func TestPublishOfUnencodableValueReturnsError(t *testing.T) {
 		return nil
 	})
 	wstest.Dial(t, srv.URL+"/ws/x")
-	waitFor(t, "a member", func() bool { return rooms.Room("x").Len() == 1 })
+	wstest.WaitFor(t, "a member", func() bool { return rooms.Room("x").Len() == 1 })
 	if err := rooms.Room("x").Publish(make(chan int)); err == nil {
 		t.Fatal("Publish of a channel returned nil, want an encoding error")
 	}

@@ -169,14 +169,14 @@ func TestServerPingsAndDropsPeerSilentPastIdleTimeout(t *testing.T) {
 	}
 	// The live peer answers pings: after 75 of them (past the idle timeout
 	// again since the silent peer was dropped) it is still served.
-	waitFor(t, "75 pings", func() bool { return alive.Pings.Load() >= 75 })
+	wstest.WaitFor(t, "75 pings", func() bool { return alive.Pings.Load() >= 75 })
 	alive.Send(t, chatIn{Type: "message", Content: "still here"})
 	var out chatOut
 	alive.JSON(t, &out)
 	if out.Content != "still here" {
 		t.Fatalf("live peer: got %+v", out)
 	}
-	waitFor(t, "only the live peer connected", func() bool { return ep.Stats().Connections == 1 })
+	wstest.WaitFor(t, "only the live peer connected", func() bool { return ep.Stats().Connections == 1 })
 }
 
 func TestFloodPastTheRateLimitClosesWith1008(t *testing.T) {

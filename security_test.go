@@ -98,7 +98,7 @@ func TestTokenNeverReachesLogsOrTheHandler(t *testing.T) {
 			t.Errorf("the handler's request carries the token in %s: %q", what, v)
 		}
 	}
-	waitFor(t, "connections closed", func() bool { return ep.Stats().Connections == 0 })
+	wstest.WaitFor(t, "connections closed", func() bool { return ep.Stats().Connections == 0 })
 	out := logs.String()
 	for _, want := range []string{"guard refused", "upgrade refused", "handshake failed", "handler failed", "handler panicked"} {
 		if !strings.Contains(out, want) {

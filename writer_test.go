@@ -36,7 +36,7 @@ func TestSlowConsumerIsClosedWith1008(t *testing.T) {
 	ep, srv := serve(t, member(rooms))
 	slow := wstest.Dial(t, srv.URL+"/ws/flood", wstest.Options{Paused: true})
 	reader := wstest.Dial(t, srv.URL+"/ws/flood")
-	waitFor(t, "two members", func() bool { return rooms.Room("flood").Len() == 2 })
+	wstest.WaitFor(t, "two members", func() bool { return rooms.Room("flood").Len() == 2 })
 
 	room := rooms.Room("flood")
 	payload := strings.Repeat("x", 16<<10)
@@ -88,7 +88,7 @@ func TestOverflowDropKeepsConnectionAndCountsDrops(t *testing.T) {
 	rooms := wsroom.NewRooms[chatOut]()
 	ep, srv := serve(t, member(rooms), wsroom.WithOverflow(wsroom.OverflowDrop), wsroom.WithSendQueue(8, 64<<10))
 	slow := wstest.Dial(t, srv.URL+"/ws/drop", wstest.Options{Paused: true})
-	waitFor(t, "a member", func() bool { return rooms.Room("drop").Len() == 1 })
+	wstest.WaitFor(t, "a member", func() bool { return rooms.Room("drop").Len() == 1 })
 	room := rooms.Room("drop")
 	payload := strings.Repeat("y", 16<<10)
 	for i := 0; i < 4000 && ep.Stats().Dropped == 0; i++ {

@@ -39,7 +39,7 @@ func TestNATSOutageKeepsLocalDeliveryAndResubscribes(t *testing.T) {
 		// The server is down once both clients know it: until then a
 		// publish goes into a socket nobody reads, and is lost silently
 		// (see the package doc).
-		waitFor(t, "clients notice the outage", func() bool {
+		wstest.WaitFor(t, "clients notice the outage", func() bool {
 			for _, nc := range conns {
 				if nc.IsConnected() {
 					return false
@@ -64,7 +64,7 @@ func TestPublishDuringOutageFailsAndNothingArrivesLate(t *testing.T) {
 	brokertest.Await(t, a, "o", inB)
 
 	ns.stop()
-	waitFor(t, "a notices the outage", func() bool { return !ncA.IsConnected() })
+	wstest.WaitFor(t, "a notices the outage", func() bool { return !ncA.IsConnected() })
 	before := a.Stats()
 	for i := range 10 {
 		err := a.Publish("o", fmt.Appendf(nil, `{"during":%d}`, i))
@@ -215,7 +215,7 @@ func TestOwnMessagesAreDroppedAndCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "a's own messages come back", func() bool { return a.Stats().DroppedEcho >= n })
+	wstest.WaitFor(t, "a's own messages come back", func() bool { return a.Stats().DroppedEcho >= n })
 	if err := b.Publish("e", []byte(`{"from":"b"}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -107,15 +107,3 @@ func pairOn(ns *natsServer) brokertest.Pair {
 func natsPair(tb testing.TB, ns *natsServer) (a, b *natsbroker.Broker) {
 	return newBroker(tb, connect(tb, ns.url())), newBroker(tb, connect(tb, ns.url()))
 }
-
-// waitFor polls cond until it holds, failing the test after wstest.Timeout.
-func waitFor(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(wstest.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %v", what, wstest.Timeout)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

@@ -69,7 +69,7 @@ func TestRoomsChangedDuringAnOutage(t *testing.T) {
 	leaver := B.Join(t, "left")
 	brokertest.Bridge(t, a1, b1)
 	admin := newClient(t, srv.Addr)
-	waitFor(t, "room left to be subscribed", func() bool { return numSub(t, admin, prefix+":left") == 1 })
+	wstest.WaitFor(t, "room left to be subscribed", func() bool { return numSub(t, admin, prefix+":left") == 1 })
 
 	srv.Stop()
 	start := time.Now()
@@ -78,7 +78,7 @@ func TestRoomsChangedDuringAnOutage(t *testing.T) {
 		t.Fatalf("publish while Redis is down: %v after %v, want an error within the publish timeout", err, took)
 	}
 	leaver.Close()
-	waitFor(t, "B's room to empty", func() bool { return B.Rooms.Room("left").Len() == 0 })
+	wstest.WaitFor(t, "B's room to empty", func() bool { return B.Rooms.Room("left").Len() == 0 })
 	a2, b2 := A.Join(t, "during"), B.Join(t, "during")
 	srv.Restart(t)
 
@@ -177,7 +177,7 @@ func TestOneSubscriptionConnectionForAllRooms(t *testing.T) {
 	for i, r := range rooms {
 		cancels[i] = b.Subscribe(r, func([]byte) {})
 	}
-	waitFor(t, "every room subscribed", func() bool {
+	wstest.WaitFor(t, "every room subscribed", func() bool {
 		for _, r := range rooms {
 			if numSub(t, admin, prefix+":"+r) != 1 {
 				return false
@@ -193,7 +193,7 @@ func TestOneSubscriptionConnectionForAllRooms(t *testing.T) {
 	for _, cancel := range cancels[10:] {
 		cancel()
 	}
-	waitFor(t, "90 rooms unsubscribed", func() bool {
+	wstest.WaitFor(t, "90 rooms unsubscribed", func() bool {
 		subs = subscribers(clients(t, admin, name))
 		return len(subs) == 1 && subs[0]["sub"] == "10"
 	})
@@ -405,7 +405,7 @@ func TestCloseEndsDeliveryAndPublishing(t *testing.T) {
 	if err := b.Publish("x", []byte(`{}`)); !errors.Is(err, redisbroker.ErrClosed) {
 		t.Fatalf("publish after close: %v", err)
 	}
-	waitFor(t, "the subscription connection to close", func() bool { return numSub(t, admin, prefix+":x") == 0 })
+	wstest.WaitFor(t, "the subscription connection to close", func() bool { return numSub(t, admin, prefix+":x") == 0 })
 	// Closing a Broker that never subscribed starts and leaves nothing.
 	if err := redisbroker.New(newClient(t, addr)).Close(); err != nil {
 		t.Fatal(err)
@@ -441,7 +441,7 @@ func TestPublishFailsFastWhileRedisIsDown(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 	srv.Restart(t)
-	waitFor(t, "publishing to work again", func() bool { return b.Publish("r", []byte(`{}`)) == nil })
+	wstest.WaitFor(t, "publishing to work again", func() bool { return b.Publish("r", []byte(`{}`)) == nil })
 }
 
 // The health check's PINGs are answered on a healthy idle connection, in
@@ -465,7 +465,7 @@ func TestHealthCheckKeepsAnIdleConnection(t *testing.T) {
 				t.Fatalf("subscription connections %v", subs)
 			}
 			id := subs[0]["id"]
-			waitFor(t, "5 health-check pings", func() bool {
+			wstest.WaitFor(t, "5 health-check pings", func() bool {
 				info, err := admin.Info(context.Background(), "commandstats").Result()
 				if err != nil {
 					t.Fatal(err)

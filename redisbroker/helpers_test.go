@@ -12,13 +12,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/brokertest"
 	"github.com/wsroom/wsroom/internal/redistest"
-	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/redisbroker"
 )
 
@@ -78,19 +76,6 @@ func pair(addr string, opts ...func(*redis.Options)) brokertest.Pair {
 	return func(t *testing.T) (a, b wsroom.Broker) {
 		p := redisbroker.WithPrefix(uniquePrefix(t))
 		return newBroker(t, addr, opts, p), newBroker(t, addr, opts, p)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after
-// wstest.Timeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wstest.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

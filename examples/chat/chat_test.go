@@ -100,21 +100,6 @@ func roomListed[M any](rooms *wsroom.Rooms[M], name string) bool {
 	return false
 }
 
-// eventually polls cond until it holds, failing the test after
-// wstest.Timeout. It waits on a condition with a deadline: the short pause
-// between polls is not what the test relies on.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wstest.Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", wstest.Timeout, what)
-		}
-		runtime.Gosched()
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func str(s string) *string { return &s }
 
 // chatFrame is one server-to-client chat message, with its raw keys.
@@ -276,7 +261,7 @@ func TestMissingOrEmptyUsernameIsAnonymous(t *testing.T) {
 			c.Close()
 			expect(t, watcher, "left", "Anonymous", nil)
 			watcher.Close()
-			eventually(t, "room anon to be removed", func() bool { return s.rooms.Len() == 0 })
+			wstest.WaitFor(t, "room anon to be removed", func() bool { return s.rooms.Len() == 0 })
 		})
 	}
 }
@@ -545,7 +530,7 @@ func TestLeftGoesToRemainingMembersAndEmptyRoomIsRemoved(t *testing.T) {
 	}
 
 	ann.Close()
-	eventually(t, "the empty room to be removed", func() bool {
+	wstest.WaitFor(t, "the empty room to be removed", func() bool {
 		return s.rooms.Len() == 0 && !roomListed(s.rooms, "bye")
 	})
 	if n := s.rooms.Room("bye").Len(); n != 0 {
@@ -558,7 +543,7 @@ func TestLeftGoesToRemainingMembersAndEmptyRoomIsRemoved(t *testing.T) {
 		t.Fatalf("rooms.Len() = %d after a new member joined, want the room bye back", s.rooms.Len())
 	}
 	dan.Close()
-	eventually(t, "the room to be removed again", func() bool { return s.rooms.Len() == 0 })
+	wstest.WaitFor(t, "the room to be removed again", func() bool { return s.rooms.Len() == 0 })
 }
 
 func TestRoomsAreIsolated(t *testing.T) {
@@ -777,7 +762,7 @@ func TestMessageOverOneMiBInFragmentsClosesWith1009(t *testing.T) {
 	case <-time.After(wstest.Timeout):
 		t.Fatal("the oversized write never returned")
 	}
-	eventually(t, "the room to be removed", func() bool { return s.rooms.Len() == 0 })
+	wstest.WaitFor(t, "the room to be removed", func() bool { return s.rooms.Len() == 0 })
 }
 
 func TestCrossOriginUpgradeIsRefusedWith403UnlessOriginAllowed(t *testing.T) {

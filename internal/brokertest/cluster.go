@@ -69,13 +69,7 @@ func (in *Instance) Join(t testing.TB, room string) *wstest.Client {
 	t.Helper()
 	before := in.Rooms.Room(room).Len()
 	c := wstest.Dial(t, in.URL+"/"+room)
-	deadline := time.Now().Add(wstest.Timeout)
-	for in.Rooms.Room(room).Len() <= before {
-		if time.Now().After(deadline) {
-			t.Fatal("client never joined")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	wstest.WaitFor(t, "the client to join "+room, func() bool { return in.Rooms.Room(room).Len() > before })
 	return c
 }
 

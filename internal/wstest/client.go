@@ -232,17 +232,15 @@ func (c *Client) Close() {
 
 // Frame returns a masked client frame: fin, opcode and payload as given.
 func Frame(fin bool, opcode byte, payload []byte) []byte {
-	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
-	f := append(frameHeader(fin, opcode, len(payload), 0x80), mask[:]...)
-	for i, b := range payload {
-		f = append(f, b^mask[i%4])
-	}
-	return f
+	return append(FrameHeader(fin, opcode, uint64(len(payload))), Mask(payload, 0)...)
 }
+
+// frameMask is the masking key of every client frame built here.
+var frameMask = [4]byte{0x12, 0x34, 0x56, 0x78}
 
 // frameHeader returns a frame's header up to the masking key; maskBit is
 // 0x80 for a masked frame, 0 for an unmasked one.
-func frameHeader(fin bool, opcode byte, n int, maskBit byte) []byte {
+func frameHeader(fin bool, opcode byte, n uint64, maskBit byte) []byte {
 	b0 := opcode
 	if fin {
 		b0 |= 0x80
@@ -255,7 +253,7 @@ func frameHeader(fin bool, opcode byte, n int, maskBit byte) []byte {
 		f = append(f, maskBit|126, byte(n>>8), byte(n))
 	default:
 		f = append(f, maskBit|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
+		f = binary.BigEndian.AppendUint64(f, n)
 	}
 	return f
 }

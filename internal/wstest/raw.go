@@ -254,36 +254,21 @@ func isReset(err error) bool {
 // UnmaskedFrame returns a client frame without a mask, which a server must
 // refuse.
 func UnmaskedFrame(fin bool, opcode byte, payload []byte) []byte {
-	return append(frameHeader(fin, opcode, len(payload), 0), payload...)
+	return append(frameHeader(fin, opcode, uint64(len(payload)), 0), payload...)
 }
 
 // FrameHeader returns only the header of a masked client frame announcing
 // n payload bytes: the payload is for the caller to send, or not.
 func FrameHeader(fin bool, opcode byte, n uint64) []byte {
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	f := []byte{b0}
-	switch {
-	case n < 126:
-		f = append(f, 0x80|byte(n))
-	case n <= 0xFFFF:
-		f = append(f, 0x80|126, byte(n>>8), byte(n))
-	default:
-		f = append(f, 0x80|127)
-		f = binary.BigEndian.AppendUint64(f, n)
-	}
-	return append(f, 0x12, 0x34, 0x56, 0x78) // the mask Frame uses
+	return append(frameHeader(fin, opcode, n, 0x80), frameMask[:]...)
 }
 
 // Mask masks payload bytes that follow a FrameHeader, starting at offset
 // off into the payload.
 func Mask(payload []byte, off int) []byte {
-	mask := [4]byte{0x12, 0x34, 0x56, 0x78}
 	out := make([]byte, len(payload))
 	for i, b := range payload {
-		out[i] = b ^ mask[(off+i)%4]
+		out[i] = b ^ frameMask[(off+i)%4]
 	}
 	return out
 }

@@ -1,0 +1,20 @@
+package wstest
+
+import (
+	"testing"
+	"time"
+)
+
+// WaitFor polls cond until it holds, failing the test after Timeout. It
+// waits on a condition with a deadline: the short pause between polls is
+// not what the test relies on.
+func WaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", Timeout, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
