@@ -90,6 +90,10 @@ func (c *conn) writeSome(w *worker) {
 	c.mu.Unlock()
 
 	frames, written, err := c.writeNow(w, &w.batch)
+	// Counted before the rest may go to the flusher, which counts only
+	// what it writes itself.
+	c.stats.messagesOut.Add(int64(frames))
+	c.stats.bytesOut.Add(int64(written))
 	if err != nil {
 		w.batch.drop() // the connection is lost: the rest will never go
 	}
@@ -109,8 +113,6 @@ func (c *conn) writeSome(w *worker) {
 		c.writeFailed(err)
 		return
 	}
-	c.stats.messagesOut.Add(int64(frames))
-	c.stats.bytesOut.Add(int64(written))
 	if more {
 		c.owner.writers.push(c) // the next round: frames pile up meanwhile
 	}

@@ -136,3 +136,66 @@ func TestSendReturnsErrSendQueueFullAtTheBound(t *testing.T) {
 		t.Fatalf("close %d, want 1008", ev.Code)
 	}
 }
+
+// TestStatsCountEveryByteWrittenWhenABatchIsSplit: a batch larger than the
+// socket takes at once is written partly by a pool worker and finished by
+// the connection's flusher; BytesOut and MessagesOut count both parts,
+// exactly what the client receives.
+func TestStatsCountEveryByteWrittenWhenABatchIsSplit(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	const n, size = 400, 32 << 10 // 12.5 MiB: more than the socket buffers hold
+	sent := make(chan struct{})
+	ep, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		content := strings.Repeat("x", size)
+		for i := range n {
+			if err := c.Send(chatOut{Type: "bulk", Seq: i, Content: content}); err != nil {
+				return err
+			}
+		}
+		close(sent)
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, wsroom.WithSendQueue(n, 2*n*size), wsroom.WithHeartbeat(0, 0))
+	r, _, err := wstest.RawDial(srv.URL+"/ws/lobby", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// The client reads only once everything is queued: the writer fills
+	// the socket meanwhile, and the writev that finds it nearly full is
+	// cut short.
+	select {
+	case <-sent:
+	case <-time.After(wstest.Timeout):
+		t.Fatal("the handler did not queue its messages")
+	}
+	received := 0
+	for range n {
+		f, err := r.ReadFrame(2 * size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		received += frameSize(len(f.Payload))
+	}
+	wstest.WaitFor(t, "every byte received to be counted", func() bool {
+		s := ep.Stats()
+		return s.MessagesOut == n && s.BytesOut == int64(received)
+	})
+	closeRaw(t, r)
+}
+
+// frameSize is the size on the wire of a server frame of n payload bytes.
+func frameSize(n int) int {
+	switch {
+	case n < 126:
+		return 2 + n
+	case n <= 0xFFFF:
+		return 4 + n
+	default:
+		return 10 + n
+	}
+}
