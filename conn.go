@@ -104,8 +104,8 @@ type conn struct {
 	closedBy   closer
 	closeFrame []byte        // written after the queue drains
 	queue      frameList     // frames waiting to be written
-	frames     int           // frames queued or being written
-	bytes      int           // bytes queued or being written
+	frames     int           // frames queued or being written; bounds an open connection only
+	bytes      int           // bytes queued or being written; bounds an open connection only
 	scheduled  bool          // a worker or a flusher has c in hand, or will
 	carry      frameList     // what a worker could not write, for the flusher
 	flushFn    func()        // c.flush, bound once: a go statement on it allocates nothing
@@ -158,9 +158,6 @@ func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMo
 	c.closedBy = by
 	c.closeFrame = closeFrame(code, reason)
 	if mode != afterQueue {
-		frames, bytes := c.queue.count()
-		c.frames -= frames
-		c.bytes -= bytes
 		c.queue.drop()
 	}
 	start := !c.scheduled
@@ -197,7 +194,6 @@ func (c *conn) finish(cause *CloseError) {
 	}
 	cause = c.cause
 	c.queue.drop()
-	c.frames, c.bytes = 0, 0
 	if c.heartbeat != nil {
 		c.heartbeat.Stop()
 	}

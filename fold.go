@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 )
 
@@ -85,7 +86,7 @@ func (g *keyGuard) check(v any) *InvalidMessageError {
 		case []any:
 			for i, e := range v {
 				if bad := g.elem.check(e); bad != nil {
-					return bad.under(fmt.Sprint(i))
+					return bad.under(strconv.Itoa(i))
 				}
 			}
 		}
@@ -106,8 +107,7 @@ func (g *keyGuard) check(v any) *InvalidMessageError {
 		}
 		for name := range g.fields {
 			if strings.EqualFold(key, name) {
-				return &InvalidMessageError{Field: "/" + pointerEscaper.Replace(key),
-					Reason: fmt.Sprintf("key %q differs only in case from field %q", key, name)}
+				return (&InvalidMessageError{Reason: fmt.Sprintf("key %q differs only in case from field %q", key, name)}).under(key)
 			}
 		}
 	}

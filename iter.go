@@ -16,16 +16,13 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			return
 		}
 		for {
-			if c.closing.Load() {
-				// Messages gws has already buffered are not delivered
-				// once the connection is closing.
-				if end := c.streamEnd(net.ErrClosed); end != nil {
-					var zero In
-					yield(zero, end)
-				}
-				return
+			// Messages gws has already buffered are not delivered once
+			// the connection is closing.
+			var msg *gws.Message
+			err := net.ErrClosed
+			if !c.closing.Load() {
+				msg, err = c.ws.ReadMessage()
 			}
-			msg, err := c.ws.ReadMessage()
 			if err != nil {
 				if end := c.streamEnd(err); end != nil {
 					var zero In

@@ -3,6 +3,7 @@ package wsroom
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/invopop/jsonschema"
@@ -142,7 +143,11 @@ func WithGuard(g Guard) Option { return func(c *config) { c.guard = g } }
 // "example.com" or "*.example.com"; "*" allows every origin). Without it only
 // same-host origins and requests with no Origin header are accepted.
 func WithOriginPatterns(patterns ...string) Option {
-	return func(c *config) { c.originPatterns = append(c.originPatterns, patterns...) }
+	return func(c *config) {
+		for _, p := range patterns {
+			c.originPatterns = append(c.originPatterns, strings.ToLower(p)) // hosts match without case
+		}
+	}
 }
 
 // WithReadLimit sets the largest inbound message in bytes; a larger one

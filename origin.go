@@ -26,7 +26,7 @@ func checkOrigin(r *http.Request, patterns []string) error {
 	}
 	host := strings.ToLower(u.Host)
 	for _, p := range patterns {
-		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+		if ok, _ := path.Match(p, host); ok { // p is lower case already
 			return nil
 		}
 	}

@@ -97,7 +97,12 @@ func (p *parser) value(depth int) (any, *InvalidMessageError) {
 }
 
 func (p *parser) object(depth int) (any, *InvalidMessageError) {
-	obj := objects.Get().(map[string]any)
+	var obj map[string]any
+	if depth == 1 {
+		obj = objects.Get().(map[string]any) // recycle returns it
+	} else {
+		obj = make(map[string]any)
+	}
 	p.pos++ // '{'
 	i := p.skipSpace()
 	if i < len(p.data) && p.data[i] == '}' {
@@ -113,7 +118,7 @@ func (p *parser) object(depth int) (any, *InvalidMessageError) {
 			return nil, bad
 		}
 		if _, dup := obj[key]; dup {
-			return nil, &InvalidMessageError{Field: "/" + pointerEscaper.Replace(key), Reason: fmt.Sprintf("key %q appears twice", key)}
+			return nil, (&InvalidMessageError{Reason: fmt.Sprintf("key %q appears twice", key)}).under(key)
 		}
 		if i = p.skipSpace(); i == len(p.data) || p.data[i] != ':' {
 			return nil, p.fail(i, "after object key")

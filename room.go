@@ -104,7 +104,8 @@ type Room[M any] struct {
 }
 
 // members is an immutable snapshot of a room's subscribers; nil means the
-// room is not in the registry.
+// room is not in the registry. A room's stored snapshot is never empty: the
+// last subscriber to leave stores nil.
 type members[M any] struct {
 	subs  []*subscriber[M]
 	conns int // how many subs are connections
@@ -152,7 +153,7 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 // a broker that could not take it (local subscribers have it then).
 func (r *Room[M]) Publish(m M) error {
 	set, b := r.current(), r.rooms.broker
-	if b == nil && (set == nil || len(set.subs) == 0) {
+	if b == nil && set == nil {
 		return nil
 	}
 	var frame []byte
@@ -206,9 +207,7 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 	if err != nil {
 		return leave, err
 	}
-	if old != nil {
-		old.deliver(m, frame)
-	}
+	old.deliver(m, frame)
 	return leave, r.rooms.toBroker(r.name, frame)
 }
 
@@ -316,19 +315,19 @@ func (r *Room[M]) remove(s *subscriber[M]) {
 // when funcs need one, is counted and dropped.
 func (r *Room[M]) deliverRemote(payload []byte) {
 	set := r.set.Load()
-	if set == nil || len(set.subs) == 0 {
-		return
-	}
-	if !utf8.Valid(payload) || !json.Valid(payload) {
-		r.rooms.remoteInvalid.Add(1)
+	if set == nil {
 		return
 	}
 	var m M
-	if len(set.subs) > set.conns {
-		if err := json.Unmarshal(payload, &m); err != nil {
-			r.rooms.remoteInvalid.Add(1)
-			return
-		}
+	valid := utf8.Valid(payload)
+	if valid && len(set.subs) > set.conns {
+		valid = json.Unmarshal(payload, &m) == nil // which checks all of payload first
+	} else if valid {
+		valid = json.Valid(payload)
+	}
+	if !valid {
+		r.rooms.remoteInvalid.Add(1)
+		return
 	}
 	var frame []byte
 	if set.conns > 0 {

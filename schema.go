@@ -25,9 +25,12 @@ type InvalidMessageError struct {
 	// Reason says what is wrong, naming the field; it is safe to show the
 	// client (it never echoes more than a field name and the schema).
 	Reason string
-	// Err is the underlying error: a *jsonschema.ValidationError of
-	// github.com/santhosh-tekuri/jsonschema/v6, a JSON syntax or type error,
-	// or nil for a binary frame.
+	// Err is the underlying error, when there is one: a
+	// *jsonschema.ValidationError of github.com/santhosh-tekuri/jsonschema/v6,
+	// a JSON syntax error (io.ErrUnexpectedEOF for a truncated message), or
+	// the *json.UnmarshalTypeError of a value In cannot hold. It is nil for
+	// a binary frame and for the parser's own refusals (a repeated or
+	// case-variant key, too deep, a number too long or out of range).
 	Err error
 }
 

@@ -47,7 +47,7 @@ func newServer(cfg *config) *server {
 
 // accept runs everything that comes before a handler: the upgrade request
 // checks, the origin check, the guard, admission, the handshake. It answers
-// the request itself and returns nil when the connection is not to be made.
+// the request itself and returns false when the connection is not to be made.
 func (s *server) accept(w http.ResponseWriter, r *http.Request, c *conn) bool {
 	if !isUpgradeRequest(r) {
 		w.Header().Set("Upgrade", "websocket")

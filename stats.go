@@ -15,7 +15,7 @@ type Stats struct {
 	BytesIn            int64 // payload bytes of the data messages received
 	BytesOut           int64 // bytes written, frame headers included
 	Rejected           int64 // inbound messages rejected as invalid
-	SlowConsumerCloses int64 // connections closed because their send queue overflowed
+	SlowConsumerCloses int64 // connections closed because their send queue overflowed or a write timed out
 	Dropped            int64 // messages dropped on a full queue under OverflowDrop
 	RateLimited        int64 // connections closed for sending past the rate limit
 }

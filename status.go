@@ -16,7 +16,7 @@ const (
 	StatusProtocolError   StatusCode = 1002 // the peer broke the WebSocket protocol
 	StatusNoStatus        StatusCode = 1005 // the peer's close frame carried no code (never sent)
 	StatusInvalidPayload  StatusCode = 1007 // invalid UTF-8, or invalid input under InvalidClose
-	StatusPolicyViolation StatusCode = 1008 // slow consumer: the send queue overflowed
+	StatusPolicyViolation StatusCode = 1008 // slow consumer (queue overflow or write timeout), or past the rate limit
 	StatusMessageTooBig   StatusCode = 1009 // an inbound message exceeded the read limit
 	StatusInternalError   StatusCode = 1011 // the handler panicked or returned an error
 )

@@ -21,6 +21,10 @@ import (
 // socket, including gws's own close frames, is written under wmu, so frames
 // never interleave.
 
+// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux), and
+// bounds the batch a flusher keeps for reuse.
+const maxIovecs = 1024
+
 // aLongTimeAgo is a deadline in the past: setting it interrupts a blocked
 // read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -215,7 +219,7 @@ func (c *conn) write(batch *frameList) error {
 		}
 		bufs := c.iov
 		_, err = bufs.WriteTo(c.raw)
-		clear(c.iov[:cap(c.iov)])
+		clear(c.iov) // WriteTo cleared what it wrote; past len was cleared before
 		if cap(c.iov) > maxIovecs {
 			c.iov = nil // a burst's worth: do not keep it on the connection
 		}

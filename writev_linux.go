@@ -12,9 +12,6 @@ type worker struct {
 	batch frameList
 }
 
-// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux).
-const maxIovecs = 1024
-
 func newWorker() *worker { return &worker{iov: make([]syscall.Iovec, 0, maxIovecs)} }
 
 // rawWriter writes to a socket's file descriptor with writev, without

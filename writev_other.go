@@ -9,9 +9,6 @@ type worker struct{ batch frameList }
 
 func newWorker() *worker { return new(worker) }
 
-// maxIovecs bounds the batch a flusher keeps for reuse.
-const maxIovecs = 1024
-
 // directWriterFor returns nil off Linux: connections there write from
 // flushers of their own, with blocking calls.
 func directWriterFor(net.Conn) directWriter { return nil }

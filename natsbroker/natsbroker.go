@@ -262,11 +262,10 @@ func (b *Broker) receive(s *subscription, m *nats.Msg) {
 // returns nil; the error is there for io.Closer.
 func (b *Broker) Close() error {
 	b.mu.Lock()
-	if b.closed.Load() {
+	if b.closed.Swap(true) {
 		b.mu.Unlock()
 		return nil
 	}
-	b.closed.Store(true)
 	for s := range b.subs {
 		b.stop(s)
 	}

@@ -95,7 +95,7 @@ func TestBadBytesFromNATSAreCountedAndNeverReachMembers(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newServer(t)
 	a, b := natsPair(t, ns)
-	B := brokertest.StartInstance(t, "B", b)
+	B := brokertest.StartInstance(t, b)
 	funcGot := make(chan brokertest.Msg, 1024)
 	leaveFunc, err := B.Rooms.Room("bad").SubscribeFunc(func(m brokertest.Msg) { funcGot <- m })
 	if err != nil {

@@ -64,7 +64,7 @@ func TestRoomsChangedDuringAnOutage(t *testing.T) {
 	prefix, nameA, nameB := uniquePrefix(t), "a-"+randomHex(4), "b-"+randomHex(4)
 	ba := newBroker(t, srv.Addr, []func(*redis.Options){named(nameA)}, redisbroker.WithPrefix(prefix))
 	bb := newBroker(t, srv.Addr, []func(*redis.Options){named(nameB)}, redisbroker.WithPrefix(prefix))
-	A, B := brokertest.StartInstance(t, "A", ba), brokertest.StartInstance(t, "B", bb)
+	A, B := brokertest.StartInstance(t, ba), brokertest.StartInstance(t, bb)
 	a1, b1 := A.Join(t, "before"), B.Join(t, "before")
 	leaver := B.Join(t, "left")
 	brokertest.Bridge(t, a1, b1)
@@ -106,7 +106,7 @@ func TestBadBytesAreCountedAndNeverReachClients(t *testing.T) {
 	prefix := uniquePrefix(t)
 	ba := newBroker(t, addr, nil, redisbroker.WithPrefix(prefix))
 	bb := newBroker(t, addr, nil, redisbroker.WithPrefix(prefix))
-	A, B := brokertest.StartInstance(t, "A", ba), brokertest.StartInstance(t, "B", bb)
+	A, B := brokertest.StartInstance(t, ba), brokertest.StartInstance(t, bb)
 	ca, cb := A.Join(t, "bad"), B.Join(t, "bad")
 	brokertest.Bridge(t, ca, cb)
 

@@ -369,10 +369,8 @@ func (b *Broker) unsubscribe(ch string, s *subscription) {
 		b.subs[ch] = next
 		return
 	}
-	delete(b.subs, ch)
-	if len(old) > 0 {
-		b.markDirty(ch)
-	}
+	delete(b.subs, ch) // s was its last subscription
+	b.markDirty(ch)
 }
 
 // markDirty records that ch's Redis subscription may have to change and

@@ -23,16 +23,15 @@ type Msg struct {
 // Instance is one wsroom process: a registry of rooms on a broker and an
 // endpoint at /{room} that publishes every message its clients send.
 type Instance struct {
-	Name     string
 	Rooms    *wsroom.Rooms[Msg]
 	Endpoint *wsroom.Endpoint[Msg, Msg]
 	URL      string
 }
 
 // StartInstance serves an instance on a real socket until cleanup.
-func StartInstance(t testing.TB, name string, b wsroom.Broker) *Instance {
+func StartInstance(t testing.TB, b wsroom.Broker) *Instance {
 	t.Helper()
-	in := &Instance{Name: name, Rooms: wsroom.NewRooms[Msg](wsroom.WithBroker(b))}
+	in := &Instance{Rooms: wsroom.NewRooms[Msg](wsroom.WithBroker(b))}
 	in.Endpoint = wsroom.New(func(c *wsroom.Conn[Msg], msgs iter.Seq2[Msg, error]) error {
 		room := in.Rooms.Room(c.Request().PathValue("room"))
 		leave, err := room.Subscribe(c)
@@ -117,7 +116,7 @@ func Bridge(t testing.TB, from, to *wstest.Client) {
 // all in order, and A's client gets each of its own exactly once.
 func TwoInstances(t *testing.T, pair Pair, n int) {
 	a, b := pair(t)
-	A, B := StartInstance(t, "A", a), StartInstance(t, "B", b)
+	A, B := StartInstance(t, a), StartInstance(t, b)
 	ca, cb := A.Join(t, "room"), B.Join(t, "room")
 	Bridge(t, ca, cb)
 	drainProbes(t, ca, cb)
@@ -177,7 +176,7 @@ func drainProbes(t testing.TB, clients ...*wstest.Client) {
 // code, in both directions, rooms created during the outage included.
 func Outage(t *testing.T, pair Pair, stop, start func()) {
 	a, b := pair(t)
-	A, B := StartInstance(t, "A", a), StartInstance(t, "B", b)
+	A, B := StartInstance(t, a), StartInstance(t, b)
 	a1, a2, b1 := A.Join(t, "o"), A.Join(t, "o"), B.Join(t, "o")
 	Bridge(t, a1, b1)
 	drainProbes(t, a1, a2, b1)

@@ -422,20 +422,18 @@ func (p *Process) ExitErr() error { return p.waitErr }
 func (p *Process) await(prefix string, timeout time.Duration) (string, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	for {
-		select {
-		case line := <-p.lines:
-			if strings.HasPrefix(line, prefix) {
-				return line, nil
-			}
-			return "", fmt.Errorf("client process said %q, want %s", line, prefix)
-		case err := <-p.errs:
-			return "", fmt.Errorf("client process: %w", err)
-		case <-p.exited:
-			return "", fmt.Errorf("client process exited (%v)", p.waitErr)
-		case <-t.C:
-			return "", fmt.Errorf("client process: no %q within %v", prefix, timeout)
+	select {
+	case line := <-p.lines:
+		if strings.HasPrefix(line, prefix) {
+			return line, nil
 		}
+		return "", fmt.Errorf("client process said %q, want %s", line, prefix)
+	case err := <-p.errs:
+		return "", fmt.Errorf("client process: %w", err)
+	case <-p.exited:
+		return "", fmt.Errorf("client process exited (%v)", p.waitErr)
+	case <-t.C:
+		return "", fmt.Errorf("client process: no %q within %v", prefix, timeout)
 	}
 }
 

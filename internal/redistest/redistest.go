@@ -50,7 +50,7 @@ func Shared(t testing.TB) string {
 			shared.err = err
 			return
 		}
-		shared.srv, shared.err = startRedis(dir, "")
+		shared.srv, shared.err = startRedis(dir)
 	})
 	if shared.err != nil {
 		if os.Getenv("WSROOM_REDIS_ADDR") != "" {
@@ -65,7 +65,7 @@ func Shared(t testing.TB) string {
 // start again), stopped at cleanup.
 func Own(t testing.TB) *Server {
 	t.Helper()
-	srv, err := startRedis(t.TempDir(), "")
+	srv, err := startRedis(t.TempDir())
 	if err != nil {
 		unavailable(t, err)
 	}
@@ -90,21 +90,20 @@ type Server struct {
 	cmd  *exec.Cmd
 }
 
-// startRedis starts redis-server on addr, or on a free port if addr is "".
-func startRedis(dir, addr string) (*Server, error) {
+// startRedis starts redis-server on a free port, trying three ports (one
+// may be taken between finding it free and redis-server binding it).
+func startRedis(dir string) (*Server, error) {
 	path, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		a := addr
-		if a == "" {
-			if a, err = freeAddr(); err != nil {
-				return nil, err
-			}
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
 		}
-		s := &Server{Addr: a, dir: dir}
-		if err = s.launch(path); err == nil || addr != "" || attempt == 2 {
+		s := &Server{Addr: addr, dir: dir}
+		if err = s.launch(path); err == nil || attempt == 2 {
 			return s, err
 		}
 	}
