@@ -55,5 +55,6 @@ func Example() {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /chat/{room}", chat)
-	log.Fatal(http.ListenAndServe("localhost:3000", mux))
+	srv := &http.Server{Addr: "localhost:3000", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.ListenAndServe())
 }
