@@ -1,5 +1,10 @@
 package wsroom
 
+import (
+	"errors"
+	"time"
+)
+
 // A Broker carries rooms' messages between processes, so that a room spans
 // every instance of a service. Rooms use it only when given one (WithBroker);
 // without a broker rooms are in-process and publishing does no extra work.
@@ -18,8 +23,29 @@ type Broker interface {
 	// are called while the room's membership is being changed, under its
 	// lock: they must return promptly (not wait for the network or for a
 	// delivery in progress).
-	Subscribe(room string, deliver func(payload []byte)) (cancel func())
+	//
+	// ready is closed once the subscription is in effect on the broker's
+	// server (every publish the server takes from then on, from any
+	// process, is delivered), or as soon as the broker knows that it
+	// cannot be for now (it is disconnected: it subscribes again when it is
+	// back). The room waits for ready, outside its lock, before Subscribe
+	// or Join returns, for at most BrokerReadyTimeout; a Broker should
+	// close ready well within that. A nil ready counts as closed.
+	Subscribe(room string, deliver func(payload []byte)) (cancel func(), ready <-chan struct{})
 }
+
+// BrokerReadyTimeout bounds how long Subscribe, Join and SubscribeFunc wait
+// for a broker to confirm a room's subscription (see Broker). Past it they
+// return anyway: the member is in the room locally.
+const BrokerReadyTimeout = 2 * time.Second
+
+// ErrBroker is wrapped by the error Publish returns when the message
+// reached the room's members in this process but the broker did not take
+// it (it is down, reconnecting, or refused it): members in other processes
+// may not receive it, and never will later. Nothing is wrong with the
+// connection that published: a handler should tell its client, not
+// return the error. Such publishes are counted in RoomsStats.BrokerErrors.
+var ErrBroker = errors.New("wsroom: not delivered to other processes")
 
 // A RoomsOption configures a Rooms registry.
 type RoomsOption func(*roomsConfig)

@@ -2,8 +2,11 @@ package wsroom_test
 
 import (
 	"bytes"
+	"errors"
+	"iter"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/brokertest"
@@ -66,7 +69,9 @@ func (r *recordingBroker) Publish(room string, p []byte) error {
 	return nil
 }
 
-func (r *recordingBroker) Subscribe(string, func([]byte)) func() { return func() {} }
+func (r *recordingBroker) Subscribe(string, func([]byte)) (func(), <-chan struct{}) {
+	return func() {}, nil // nil: ready at once
+}
 
 func TestBrokerGetsTheBytesLocalMembersGet(t *testing.T) {
 	wstest.CheckGoroutines(t)
@@ -115,5 +120,151 @@ func TestInvalidBytesFromTheBrokerAreCountedAndDropped(t *testing.T) {
 	s := rooms.Stats()
 	if s.RemoteInvalid != int64(len(bad)) || s.RemoteDelivered != 1 {
 		t.Fatalf("stats %+v, want %d invalid and 1 delivered", s, len(bad))
+	}
+}
+
+// gatedBroker confirms each subscription only when the test says so, and
+// fails every publish while down is set.
+type gatedBroker struct {
+	mu    sync.Mutex
+	ready map[string]chan struct{}
+	down  bool
+}
+
+var errGatedDown = errors.New("gated: down")
+
+func (g *gatedBroker) Publish(string, []byte) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.down {
+		return errGatedDown
+	}
+	return nil
+}
+
+func (g *gatedBroker) Subscribe(room string, _ func([]byte)) (func(), <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ch := make(chan struct{})
+	g.ready[room] = ch
+	return func() {}, ch
+}
+
+func (g *gatedBroker) confirm(room string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	close(g.ready[room])
+}
+
+func TestJoinWaitsForTheBrokerToConfirmTheSubscription(t *testing.T) {
+	g := &gatedBroker{ready: map[string]chan struct{}{}}
+	rooms := wsroom.NewRooms[string](wsroom.WithBroker(g))
+	joined := make(chan error, 1)
+	go func() {
+		_, err := rooms.Room("r").SubscribeFunc(func(string) {})
+		joined <- err
+	}()
+	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.ready["r"] != nil
+	})
+	select {
+	case err := <-joined:
+		t.Fatalf("SubscribeFunc returned (%v) before the broker confirmed", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// A second member of the same room waits for the same confirmation.
+	second := make(chan error, 1)
+	go func() {
+		_, err := rooms.Room("r").SubscribeFunc(func(string) {})
+		second <- err
+	}()
+	wstest.WaitFor(t, "the second member", func() bool { return rooms.Room("r").Len() == 2 })
+	g.confirm("r")
+	for _, ch := range []chan error{joined, second} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(wstest.Timeout):
+			t.Fatal("SubscribeFunc did not return once the broker confirmed")
+		}
+	}
+}
+
+func TestJoinReturnsAfterBrokerReadyTimeoutWhenTheBrokerNeverConfirms(t *testing.T) {
+	g := &gatedBroker{ready: map[string]chan struct{}{}}
+	rooms := wsroom.NewRooms[string](wsroom.WithBroker(g))
+	start := time.Now()
+	leave, err := rooms.Room("never").SubscribeFunc(func(string) {})
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leave()
+	if took < wsroom.BrokerReadyTimeout || took > wsroom.BrokerReadyTimeout+wstest.Timeout {
+		t.Fatalf("returned after %v, want BrokerReadyTimeout (%v)", took, wsroom.BrokerReadyTimeout)
+	}
+	if rooms.Room("never").Len() != 1 {
+		t.Fatal("not in the room")
+	}
+}
+
+func TestBrokerErrorsNeverFailJoinAndPublishSaysErrBroker(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	g := &gatedBroker{ready: map[string]chan struct{}{}, down: true}
+	rooms := wsroom.NewRooms[chatOut](wsroom.WithBroker(g))
+	joinErr := make(chan error, 1)
+	publishErr := make(chan error, 1)
+	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		room := rooms.Room("down")
+		leave, err := room.Join(c, chatOut{Type: "joined"})
+		joinErr <- err
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			err := room.Publish(chatOut{Type: msg.Type, Content: msg.Content})
+			publishErr <- err
+			if errors.Is(err, wsroom.ErrBroker) {
+				_ = c.Send(chatOut{Type: "error", Content: "not delivered elsewhere"})
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c := wstest.Dial(t, srv.URL+"/ws/down")
+	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.ready["down"] != nil
+	})
+	g.confirm("down")
+	if err := <-joinErr; err != nil {
+		t.Fatalf("Join failed while the broker is down: %v", err)
+	}
+	if got := string(c.Message(t)); got != `{"type":"joined"}` {
+		t.Fatalf("got %s, want the joined announcement", got)
+	}
+	c.Send(t, chatIn{Type: "message", Content: "hi"})
+	err := <-publishErr
+	if !errors.Is(err, wsroom.ErrBroker) || !errors.Is(err, errGatedDown) {
+		t.Fatalf("Publish returned %v, want an error wrapping ErrBroker and the broker's error", err)
+	}
+	if got := string(c.Message(t)); got != `{"type":"message","content":"hi"}` {
+		t.Fatalf("got %s, want the local delivery first", got)
+	}
+	if got := string(c.Message(t)); got != `{"type":"error","content":"not delivered elsewhere"}` {
+		t.Fatalf("got %s, want the handler's error frame", got)
+	}
+	if n := rooms.Stats().BrokerErrors; n != 2 {
+		t.Fatalf("BrokerErrors %d, want 2 (the announcement and the message)", n)
 	}
 }

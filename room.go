@@ -6,6 +6,7 @@ import (
 	"iter"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -23,7 +24,7 @@ type Rooms[M any] struct {
 // RoomsStats is a snapshot of a registry's counters.
 type RoomsStats struct {
 	Rooms           int64 // rooms with subscribers now
-	BrokerErrors    int64 // publishes the broker did not take (Publish returned its error)
+	BrokerErrors    int64 // publishes the broker did not take (Publish returned ErrBroker; Join's announcement)
 	RemoteDelivered int64 // messages from other processes handed to local subscribers
 	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
 	Refused         int64 // subscriptions refused with ErrTooManyRooms
@@ -98,9 +99,11 @@ type Room[M any] struct {
 	rooms *Rooms[M]
 	name  string
 
-	mu           sync.Mutex // serialises changes of the set
-	set          atomic.Pointer[members[M]]
+	set atomic.Pointer[members[M]]
+
+	mu           sync.Mutex // serialises changes of the set; guards the broker subscription below
 	cancelBroker func()
+	brokerReady  <-chan struct{} // closed once the broker subscription is in effect (see Broker)
 }
 
 // members is an immutable snapshot of a room's subscribers; nil means the
@@ -148,9 +151,15 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 // the room's members in other processes. A connection whose send queue is
 // full is handled by its endpoint's overflow policy; Publish never waits for
 // a connection's socket. With a broker it waits for the broker's Publish,
-// which adapters bound with a timeout. Func subscribers run in the calling
-// goroutine. The error reports a message that cannot be encoded as JSON, or
-// a broker that could not take it (local subscribers have it then).
+// which adapters bound with a timeout (and fail at once while they know
+// they are disconnected). Func subscribers run in the calling goroutine.
+//
+// The error is nil, or one of:
+//   - an error wrapping ErrBroker (and the broker's own error): every local
+//     subscriber has m, members in other processes may not. The connection
+//     is fine: tell the sender, do not end the handler;
+//   - an encoding error ("wsroom: encode: ..."), for an m that cannot be
+//     encoded as JSON: nobody has it.
 func (r *Room[M]) Publish(m M) error {
 	set, b := r.current(), r.rooms.broker
 	if b == nil && set == nil {
@@ -160,7 +169,7 @@ func (r *Room[M]) Publish(m M) error {
 	if b != nil || set.conns > 0 {
 		var err error
 		if frame, err = encodeFrame(&m); err != nil {
-			return err
+			return fmt.Errorf("wsroom: encode: %w", err)
 		}
 	}
 	if set != nil {
@@ -176,15 +185,20 @@ func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
 	}
 	if err := rs.broker.Publish(room, framePayload(frame)); err != nil {
 		rs.brokerErrors.Add(1)
-		return fmt.Errorf("wsroom: broker: %w", err)
+		return fmt.Errorf("%w: room %q: %w", ErrBroker, room, err)
 	}
 	return nil
 }
 
 // Subscribe adds c to the room: c receives every message published from now
-// on. It returns a func that removes c (safe to call more than once); c also
+// on, in this process and, with a broker that is connected, in every other
+// (Subscribe waits for the broker to confirm a new room's subscription, for
+// at most BrokerReadyTimeout; while the broker is down it does not wait,
+// and c receives other processes' messages once the broker is back). It
+// returns a func that removes c (safe to call more than once); c also
 // leaves when its handler returns. The error is ErrTooManyRooms when the
-// room does not exist and the registry is at its cap (WithMaxRooms).
+// room does not exist and the registry is at its cap (WithMaxRooms); a
+// broker never makes Subscribe fail.
 func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 	return r.subscribe(&subscriber[M]{conn: c}, nil)
 }
@@ -193,11 +207,17 @@ func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 // other message of the room, even while others publish, and every other
 // subscriber (and, with a broker, every other process) receives m too. Two
 // steps, Subscribe then Publish, would let a concurrent message reach c
-// first. It returns the func that removes c, as Subscribe does.
+// first. It returns the func that removes c, as Subscribe does, and waits
+// for the broker as Subscribe does.
+//
+// The error is ErrTooManyRooms (see Subscribe) or an encoding error, and c
+// has then not joined. A broker never makes Join fail: when it cannot take
+// m, c is in the room all the same, members in other processes miss the
+// announcement, and the failure is counted in RoomsStats.BrokerErrors.
 func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 	frame, err := encodeFrame(&m)
 	if err != nil {
-		return func() {}, err
+		return func() {}, fmt.Errorf("wsroom: encode: %w", err)
 	}
 	var old *members[M]
 	leave, err = r.subscribe(&subscriber[M]{conn: c}, func(set *members[M]) {
@@ -208,13 +228,14 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 		return leave, err
 	}
 	old.deliver(m, frame)
-	return leave, r.rooms.toBroker(r.name, frame)
+	_ = r.rooms.toBroker(r.name, frame) // counted; see the doc comment
+	return leave, nil
 }
 
 // SubscribeFunc adds an in-process consumer: fn is called with every message
 // published from now on, in the publisher's goroutine (or the broker's), so
-// it must not block. It returns a func that removes fn, or ErrTooManyRooms
-// as Subscribe does.
+// it must not block. It waits for the broker and returns a func that
+// removes fn, or ErrTooManyRooms, as Subscribe does.
 func (r *Room[M]) SubscribeFunc(fn func(M)) (unsubscribe func(), err error) {
 	return r.subscribe(&subscriber[M]{fn: fn}, nil)
 }
@@ -232,10 +253,11 @@ func (r *Room[M]) current() *members[M] {
 }
 
 func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (func(), error) {
-	room := r.add(s, before)
+	room, ready := r.add(s, before)
 	if room == nil {
 		return func() {}, ErrTooManyRooms
 	}
+	awaitBroker(ready)
 	var once sync.Once
 	leave := func() { once.Do(func() { room.remove(s) }) }
 	if s.conn == nil {
@@ -252,11 +274,32 @@ func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (fun
 	}, nil
 }
 
+// awaitBroker waits for a room's broker subscription to be in effect, for
+// at most BrokerReadyTimeout. ready is nil without a broker, or from a
+// broker whose subscriptions are in effect at once.
+func awaitBroker(ready <-chan struct{}) {
+	if ready == nil {
+		return
+	}
+	select {
+	case <-ready:
+		return
+	default:
+	}
+	t := time.NewTimer(BrokerReadyTimeout)
+	defer t.Stop()
+	select {
+	case <-ready:
+	case <-t.C:
+	}
+}
+
 // add inserts s into the live room of r's name, making r that room if there
-// is none, and returns the room it joined, or nil when a new room would
-// exceed the registry's cap. before runs under the room's lock just before s
-// becomes visible to publishers, with the previous snapshot.
-func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
+// is none, and returns the room it joined with the readiness of its broker
+// subscription, or nil when a new room would exceed the registry's cap.
+// before runs under the room's lock just before s becomes visible to
+// publishers, with the previous snapshot.
+func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) (*Room[M], <-chan struct{}) {
 	room := r
 	for {
 		room.mu.Lock()
@@ -274,19 +317,20 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 				// meanwhile waits on room.mu, then finds it empty.
 				room.rooms.live.CompareAndDelete(room.name, room)
 				room.mu.Unlock()
-				return nil
+				return nil, nil
 			}
 			set = &members[M]{}
 			if b := room.rooms.broker; b != nil {
-				room.cancelBroker = b.Subscribe(room.name, room.deliverRemote)
+				room.cancelBroker, room.brokerReady = b.Subscribe(room.name, room.deliverRemote)
 			}
 		}
 		if before != nil {
 			before(set)
 		}
 		room.set.Store(set.with(s))
+		ready := room.brokerReady
 		room.mu.Unlock()
-		return room
+		return room, ready
 	}
 }
 
@@ -305,7 +349,7 @@ func (r *Room[M]) remove(s *subscriber[M]) {
 	r.rooms.count.Add(-1)
 	if r.cancelBroker != nil {
 		r.cancelBroker()
-		r.cancelBroker = nil
+		r.cancelBroker, r.brokerReady = nil, nil
 	}
 }
 

@@ -76,7 +76,10 @@ func (m *Memory) publish(from *memBroker, room string, payload []byte) error {
 	return nil
 }
 
-func (b *memBroker) Subscribe(room string, deliver func([]byte)) (cancel func()) {
+// closed is the ready of every subscription: the bus subscribes at once.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func (b *memBroker) Subscribe(room string, deliver func([]byte)) (cancel func(), ready <-chan struct{}) {
 	s := &memSub{owner: b, deliver: deliver}
 	m := b.bus
 	m.mu.Lock()
@@ -92,7 +95,7 @@ func (b *memBroker) Subscribe(room string, deliver func([]byte)) (cancel func())
 			delete(m.subs, room)
 		}
 		m.mu.Unlock()
-	}
+	}, closed
 }
 
 // Subscriptions returns how many subscriptions the bus holds for room.

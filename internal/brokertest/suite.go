@@ -17,13 +17,28 @@ import (
 type Pair func(t *testing.T) (a, b wsroom.Broker)
 
 // Run checks the Broker contract: delivery to other processes but not back
-// to the publisher, per-publisher order, rooms kept apart whatever their
-// names, and cancel.
+// to the publisher, a subscription in effect once ready, per-publisher
+// order, rooms kept apart whatever their names, and cancel.
 func Run(t *testing.T, pair Pair) {
 	t.Run("DeliversToOtherProcessesOnly", func(t *testing.T) { deliversToOthersOnly(t, pair) })
+	t.Run("ReadyMeansSubscribed", func(t *testing.T) { readyMeansSubscribed(t, pair) })
 	t.Run("KeepsPublisherOrder", func(t *testing.T) { keepsOrder(t, pair) })
 	t.Run("KeepsRoomsApartWhateverTheirNames", func(t *testing.T) { keepsRoomsApart(t, pair) })
 	t.Run("CancelStopsDelivery", func(t *testing.T) { cancelStops(t, pair) })
+}
+
+// Subscribe subscribes deliver to room on b and waits for the
+// subscription's ready, failing the test if it is not closed within
+// wsroom.BrokerReadyTimeout. It returns the cancel func.
+func Subscribe(t testing.TB, b wsroom.Broker, room string, deliver func([]byte)) (cancel func()) {
+	t.Helper()
+	cancel, ready := b.Subscribe(room, deliver)
+	select {
+	case <-ready:
+	case <-time.After(wsroom.BrokerReadyTimeout):
+		t.Fatalf("subscription to %q not ready within %v", room, wsroom.BrokerReadyTimeout)
+	}
+	return cancel
 }
 
 // Inbox records what a subscription delivers.
@@ -76,8 +91,8 @@ func Await(t testing.TB, from wsroom.Broker, room string, to *Inbox) {
 func deliversToOthersOnly(t *testing.T, pair Pair) {
 	a, b := pair(t)
 	inA, inB := NewInbox(1024), NewInbox(1024)
-	defer a.Subscribe("r", inA.Deliver)()
-	defer b.Subscribe("r", inB.Deliver)()
+	defer Subscribe(t, a, "r", inA.Deliver)()
+	defer Subscribe(t, b, "r", inB.Deliver)()
 	Await(t, a, "r", inB)
 	Await(t, b, "r", inA)
 	if err := a.Publish("r", []byte(`{"from":"a","text":"héllo \u263a"}`)); err != nil {
@@ -96,11 +111,32 @@ func deliversToOthersOnly(t *testing.T, pair Pair) {
 	}
 }
 
+// readyMeansSubscribed checks that once ready is closed, a publish from
+// another process reaches the subscription at once: no probe, no retry.
+// Each round is a room new to both brokers, subscribed and cancelled.
+func readyMeansSubscribed(t *testing.T, pair Pair) {
+	const rounds = 300
+	a, b := pair(t)
+	in := NewInbox(4)
+	for i := range rounds {
+		room := fmt.Sprintf("ready-%d", i)
+		cancel := Subscribe(t, b, room, in.Deliver)
+		want := fmt.Sprintf(`{"round":%d}`, i)
+		if err := a.Publish(room, []byte(want)); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if got := in.Next(t); string(got) != want {
+			t.Fatalf("round %d: got %s, want %s", i, got, want)
+		}
+		cancel()
+	}
+}
+
 func keepsOrder(t *testing.T, pair Pair) {
 	const n = 5000
 	a, b := pair(t)
 	inB := NewInbox(n + 64)
-	defer b.Subscribe("order", inB.Deliver)()
+	defer Subscribe(t, b, "order", inB.Deliver)()
 	Await(t, a, "order", inB)
 	published := make(chan error, 1)
 	go func() {
@@ -140,7 +176,7 @@ func keepsRoomsApart(t *testing.T, pair Pair) {
 	inboxes := make([]*Inbox, len(hostileNames))
 	for i, name := range hostileNames {
 		inboxes[i] = NewInbox(64)
-		defer b.Subscribe(name, inboxes[i].Deliver)()
+		defer Subscribe(t, b, name, inboxes[i].Deliver)()
 	}
 	for i, name := range hostileNames {
 		Await(t, a, name, inboxes[i])
@@ -170,8 +206,8 @@ func keepsRoomsApart(t *testing.T, pair Pair) {
 func cancelStops(t *testing.T, pair Pair) {
 	a, b := pair(t)
 	cancelled, kept := NewInbox(64), NewInbox(64)
-	cancel := b.Subscribe("c", cancelled.Deliver)
-	defer b.Subscribe("c", kept.Deliver)()
+	cancel := Subscribe(t, b, "c", cancelled.Deliver)
+	defer Subscribe(t, b, "c", kept.Deliver)()
 	Await(t, a, "c", cancelled)
 	Await(t, a, "c", kept)
 	cancel()
