@@ -3,6 +3,7 @@ package brokertest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 	"net/http"
@@ -196,9 +197,20 @@ func Outage(t *testing.T, pair Pair, stop, start func()) {
 		}
 	}
 
+	// Publish says the message stayed local, in a way a handler can tell
+	// from a real failure. (Seq < 0: the clients skip it as a probe.)
+	if err := A.Rooms.Room("o").Publish(Msg{From: "direct", Seq: -1}); !errors.Is(err, wsroom.ErrBroker) {
+		t.Fatalf("Publish during the outage returned %v, want an error wrapping wsroom.ErrBroker", err)
+	}
+
 	// Rooms that come into being during the outage are subscribed too once
-	// the server is back.
+	// the server is back; joining them neither fails nor waits for the
+	// broker, which knows by now that it is disconnected.
+	joining := time.Now()
 	a3, b3 := A.Join(t, "born-in-outage"), B.Join(t, "born-in-outage")
+	if took := time.Since(joining); took >= wsroom.BrokerReadyTimeout {
+		t.Fatalf("two joins during the outage took %v: the broker did not release them at once", took)
+	}
 
 	start()
 	Bridge(t, a1, b1) // A to B again
