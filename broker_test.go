@@ -174,13 +174,18 @@ func TestJoinWaitsForTheBrokerToConfirmTheSubscription(t *testing.T) {
 		t.Fatalf("SubscribeFunc returned (%v) before the broker confirmed", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	// A second member of the same room waits for the same confirmation.
+	// Until then the member is not visible: no publish can reach it yet.
+	if n := rooms.Room("r").Len(); n != 0 {
+		t.Fatalf("Len %d while the broker has not confirmed, want 0", n)
+	}
+	// A second member of the same room waits for the same confirmation
+	// (or, arriving after it, does not wait at all).
 	second := make(chan error, 1)
 	go func() {
 		_, err := rooms.Room("r").SubscribeFunc(func(string) {})
 		second <- err
 	}()
-	wstest.WaitFor(t, "the second member", func() bool { return rooms.Room("r").Len() == 2 })
+	confirmed := time.Now()
 	g.confirm("r")
 	for _, ch := range []chan error{joined, second} {
 		select {
@@ -191,6 +196,12 @@ func TestJoinWaitsForTheBrokerToConfirmTheSubscription(t *testing.T) {
 		case <-time.After(wstest.Timeout):
 			t.Fatal("SubscribeFunc did not return once the broker confirmed")
 		}
+	}
+	if took := time.Since(confirmed); took >= wsroom.BrokerReadyTimeout {
+		t.Fatalf("members returned %v after the confirmation: they waited for the timeout instead", took)
+	}
+	if n := rooms.Room("r").Len(); n != 2 {
+		t.Fatalf("Len %d, want 2", n)
 	}
 }
 

@@ -61,7 +61,8 @@ func (rs *Rooms[M]) reserve() bool {
 }
 
 // Room returns the room called name, creating it if needed. A room is listed
-// by All and counted by Len while it has subscribers, and removed from the
+// by All and counted by Len while it has subscribers (or its first ones are
+// waiting for the broker, see Room.Subscribe), and removed from the
 // registry when the last one leaves; a *Room kept across that stays valid:
 // publishing through it reaches whoever is in the room of that name, and
 // subscribing through it brings the room back.
@@ -101,14 +102,16 @@ type Room[M any] struct {
 
 	set atomic.Pointer[members[M]]
 
-	mu           sync.Mutex // serialises changes of the set; guards the broker subscription below
+	mu           sync.Mutex // serialises changes of the set; guards the fields below
 	cancelBroker func()
-	brokerReady  <-chan struct{} // closed once the broker subscription is in effect (see Broker)
+	brokerReady  <-chan struct{} // until in effect: closed once the broker subscription is (see Broker); nil after
+	joining      int             // subscribers waiting for brokerReady: the room stays in the registry, empty if need be
 }
 
 // members is an immutable snapshot of a room's subscribers; nil means the
-// room is not in the registry. A room's stored snapshot is never empty: the
-// last subscriber to leave stores nil.
+// room is not in the registry. A room's stored snapshot is empty only while
+// its first subscribers wait for the broker: otherwise the last subscriber
+// to leave stores nil.
 type members[M any] struct {
 	subs  []*subscriber[M]
 	conns int // how many subs are connections
@@ -191,10 +194,11 @@ func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
 }
 
 // Subscribe adds c to the room: c receives every message published from now
-// on, in this process and, with a broker that is connected, in every other
-// (Subscribe waits for the broker to confirm a new room's subscription, for
-// at most BrokerReadyTimeout; while the broker is down it does not wait,
-// and c receives other processes' messages once the broker is back). It
+// on, in this process and, with a broker that is connected, in every other.
+// With a broker, the first members of a room become members only once the
+// broker has confirmed the room's subscription, for at most
+// BrokerReadyTimeout (while the broker is down it does not wait, and c
+// receives other processes' messages once the broker is back). It
 // returns a func that removes c (safe to call more than once); c also
 // leaves when its handler returns. The error is ErrTooManyRooms when the
 // room does not exist and the registry is at its cap (WithMaxRooms); a
@@ -208,7 +212,9 @@ func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 // subscriber (and, with a broker, every other process) receives m too. Two
 // steps, Subscribe then Publish, would let a concurrent message reach c
 // first. It returns the func that removes c, as Subscribe does, and waits
-// for the broker as Subscribe does.
+// for the broker as Subscribe does: a joiner that receives its own
+// announcement is already subscribed on the broker, so whatever is
+// published from then on, in any process, reaches it.
 //
 // The error is ErrTooManyRooms (see Subscribe) or an encoding error, and c
 // has then not joined. A broker never makes Join fail: when it cannot take
@@ -253,11 +259,10 @@ func (r *Room[M]) current() *members[M] {
 }
 
 func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (func(), error) {
-	room, ready := r.add(s, before)
+	room := r.add(s, before)
 	if room == nil {
 		return func() {}, ErrTooManyRooms
 	}
-	awaitBroker(ready)
 	var once sync.Once
 	leave := func() { once.Do(func() { room.remove(s) }) }
 	if s.conn == nil {
@@ -274,18 +279,19 @@ func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (fun
 	}, nil
 }
 
-// awaitBroker waits for a room's broker subscription to be in effect, for
-// at most BrokerReadyTimeout. ready is nil without a broker, or from a
-// broker whose subscriptions are in effect at once.
-func awaitBroker(ready <-chan struct{}) {
-	if ready == nil {
-		return
-	}
+// isClosed reports whether ready is closed.
+func isClosed(ready <-chan struct{}) bool {
 	select {
 	case <-ready:
-		return
+		return true
 	default:
+		return false
 	}
+}
+
+// awaitBroker waits for a room's broker subscription to be in effect, for
+// at most BrokerReadyTimeout.
+func awaitBroker(ready <-chan struct{}) {
 	t := time.NewTimer(BrokerReadyTimeout)
 	defer t.Stop()
 	select {
@@ -295,11 +301,12 @@ func awaitBroker(ready <-chan struct{}) {
 }
 
 // add inserts s into the live room of r's name, making r that room if there
-// is none, and returns the room it joined with the readiness of its broker
-// subscription, or nil when a new room would exceed the registry's cap.
+// is none, and returns the room it joined, or nil when a new room would
+// exceed the registry's cap. With a broker, s becomes visible only once the
+// room's broker subscription is in effect (or BrokerReadyTimeout passed).
 // before runs under the room's lock just before s becomes visible to
 // publishers, with the previous snapshot.
-func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) (*Room[M], <-chan struct{}) {
+func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 	room := r
 	for {
 		room.mu.Lock()
@@ -317,20 +324,34 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) (*Room[M],
 				// meanwhile waits on room.mu, then finds it empty.
 				room.rooms.live.CompareAndDelete(room.name, room)
 				room.mu.Unlock()
-				return nil, nil
+				return nil
 			}
 			set = &members[M]{}
+			room.set.Store(set) // in the registry, empty while s waits below
 			if b := room.rooms.broker; b != nil {
 				room.cancelBroker, room.brokerReady = b.Subscribe(room.name, room.deliverRemote)
 			}
+		}
+		if ready := room.brokerReady; ready != nil && !isClosed(ready) {
+			// s becomes visible to publishers (and a joiner gets its
+			// announcement) only once the broker's subscription is in
+			// effect; the room stays in the registry meanwhile.
+			room.joining++
+			room.mu.Unlock()
+			awaitBroker(ready)
+			room.mu.Lock()
+			room.joining--
+			if room.brokerReady == ready {
+				room.brokerReady = nil // in effect, or given up on: nobody waits again
+			}
+			set = room.set.Load()
 		}
 		if before != nil {
 			before(set)
 		}
 		room.set.Store(set.with(s))
-		ready := room.brokerReady
 		room.mu.Unlock()
-		return room, ready
+		return room
 	}
 }
 
@@ -340,7 +361,7 @@ func (r *Room[M]) remove(s *subscriber[M]) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := r.set.Load().without(s)
-	if len(next.subs) > 0 {
+	if len(next.subs) > 0 || r.joining > 0 {
 		r.set.Store(next)
 		return
 	}
