@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -127,9 +128,11 @@ type conn struct {
 	ranging   atomic.Bool     // the stream has been ranged over
 	closing   atomic.Bool     // set when closing starts: reads fail, gws may not write
 	lastSeen  atomic.Int64    // nanotime of the last frame from the peer
+	throttled atomic.Bool     // the reader waits for the rate limit: the peer's frames go unread, not unsent
 	peerClose *gws.CloseError // the peer's close frame; reader goroutine only
 	tokens    float64         // rate limit bucket; reader goroutine only
-	refilled  int64           // nanotime the bucket was last refilled
+	refilled  int64           // nanotime the bucket was last refilled; reader goroutine only
+	rateTimer *time.Timer     // what a throttled reader waits on, made at its first wait; reader goroutine only
 }
 
 // closeMode says what happens to the frames queued when a close starts.
@@ -290,14 +293,27 @@ func (c *conn) streamEnd(readErr error) error {
 // touch records that the peer is alive.
 func (c *conn) touch() { c.lastSeen.Store(nanotime()) }
 
-// received records an inbound message and reports whether it is within the
-// rate limit.
-func (c *conn) received() bool {
+// received records an inbound message and takes a token for it from the
+// rate limit's bucket. If the bucket is empty it takes none and returns
+// how long until it holds one.
+func (c *conn) received() time.Duration {
 	now := nanotime()
 	c.lastSeen.Store(now)
 	if c.cfg.rate == 0 {
-		return true
+		return 0
 	}
+	return c.take(now)
+}
+
+// maxRateWait bounds one wait of a throttled reader, so that a tiny rate
+// cannot overflow a Duration; a reader that wakes early waits again.
+const maxRateWait = time.Hour
+
+// take refills the bucket for the time since the last refill and takes a
+// token, or returns how long until there is one. The refill counts the
+// time that passed, not the time waited for, so a timer that fires late
+// does not slow the rate down.
+func (c *conn) take(now int64) time.Duration {
 	burst := float64(c.cfg.burst)
 	if c.refilled == 0 {
 		c.tokens = burst
@@ -306,9 +322,38 @@ func (c *conn) received() bool {
 	}
 	c.refilled = now
 	if c.tokens < 1 {
-		return false
+		return time.Duration(min(math.Ceil((1-c.tokens)*1e9/c.cfg.rate), float64(maxRateWait)))
 	}
 	c.tokens--
+	return 0
+}
+
+// throttle holds the reader for wait, and longer if need be, until the
+// bucket has a token for the message it read, and takes it. It reports
+// false if the connection started closing meanwhile: the message is then
+// not to be handled. The idle timeout does not run while it waits.
+func (c *conn) throttle(wait time.Duration) bool {
+	c.stats.throttled.Add(1)
+	c.throttled.Store(true)
+	defer c.throttled.Store(false)
+	for wait > 0 {
+		if c.rateTimer == nil {
+			c.rateTimer = time.NewTimer(wait)
+		} else {
+			c.rateTimer.Reset(wait) // stopped or fired: no stale tick (Go 1.23 timers)
+		}
+		select {
+		case <-c.rateTimer.C:
+		case <-c.ctx.Done():
+			c.rateTimer.Stop()
+			return false
+		}
+		if c.closing.Load() {
+			return false
+		}
+		wait = c.take(nanotime())
+	}
+	c.touch() // before the flag clears: the idle timeout counts from here
 	return true
 }
 
@@ -326,7 +371,9 @@ func (c *conn) startHeartbeat() {
 }
 
 func (c *conn) beat() {
-	if time.Duration(nanotime()-c.lastSeen.Load()) > c.cfg.idleTimeout {
+	// A throttled reader reads none of the peer's frames, pongs included:
+	// the peer is not silent, it is not being heard.
+	if !c.throttled.Load() && time.Duration(nanotime()-c.lastSeen.Load()) > c.cfg.idleTimeout {
 		c.closeWith(closedByServer, StatusGoingAway, "idle timeout", abandon, nil)
 		return
 	}

@@ -52,6 +52,14 @@
 // {"type":"error","error":"<reason>"} and the handler never sees the
 // message.
 //
+// Each connection's messages are rate-limited (WithRateLimit; 1000 a
+// second, bursts of 1000, by default). A client past the limit is slowed
+// down, not cut off: the reader stops reading its socket until the limit
+// allows the next message, so nothing is dropped, the client's sends wait
+// in TCP, and the server does no more than the limit's work for it
+// (RateThrottle). Under RateClose (WithRatePolicy) it is closed with 1008
+// "rate limit exceeded" instead.
+//
 // # Rooms
 //
 // Rooms is a registry of rooms keyed by name. A room's subscriber set is an

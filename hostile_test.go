@@ -293,12 +293,14 @@ func TestHostileSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
 		sent, sent>>6, growth>>20)
 }
 
-// TestHostileFloodIsRateLimitedByDefault: with the default limit (1000/s,
-// burst 1000), a client sending 3000 messages at once is closed with 1008
-// "rate limit exceeded", one sending exactly the burst is served.
-func TestHostileFloodIsRateLimitedByDefault(t *testing.T) {
+// TestHostileFloodIsClosedUnderRateClose: under RateClose, with the
+// default limit (1000/s, burst 1000), a flooding client is closed with 1008
+// "rate limit exceeded", one sending exactly the burst is served. (The
+// default policy, RateThrottle, slows a flood down instead: see
+// TestHostileFloodIsThrottledToTheRateLimit.)
+func TestHostileFloodIsClosedUnderRateClose(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	a := newArena(t, arenaOptions{}, chatToOut)
+	a := newArena(t, arenaOptions{}, chatToOut, wsroom.WithRatePolicy(wsroom.RateClose))
 	frame := wstest.Frame(true, 0x1, []byte(`{"type":"typing","content":"flood"}`))
 	burst := wstest.Frame(true, 0x1, []byte(`{"type":"typing","content":"burst"}`))
 	flooder, _, err := wstest.RawDial(a.url, nil)

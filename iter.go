@@ -3,6 +3,7 @@ package wsroom
 import (
 	"iter"
 	"net"
+	"time"
 
 	"github.com/lxzan/gws"
 )
@@ -32,10 +33,9 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			}
 			c.stats.messagesIn.Add(1)
 			c.stats.bytesIn.Add(int64(msg.Data.Len()))
-			if !c.received() {
+			if wait := c.received(); wait > 0 && !c.overLimit(wait) {
 				_ = msg.Close()
-				c.closeWith(closedByServer, StatusPolicyViolation, "rate limit exceeded", dropQueue, c.stats.countRateLimited)
-				continue
+				continue // the connection is closing: the next read ends the stream
 			}
 			var v In
 			var bad *InvalidMessageError
@@ -64,6 +64,16 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 			}
 		}
 	}
+}
+
+// overLimit applies the rate policy to a message that found the bucket
+// empty. It reports whether the message is to be handled.
+func (c *conn) overLimit(wait time.Duration) bool {
+	if c.cfg.ratePolicy == RateClose {
+		c.closeWith(closedByServer, StatusPolicyViolation, "rate limit exceeded", dropQueue, c.stats.countRateLimited)
+		return false
+	}
+	return c.throttle(wait)
 }
 
 // reject answers an invalid message with the endpoint's error reply.

@@ -19,8 +19,8 @@ const (
 	DefaultPingInterval     = 25 * time.Second // how often the server pings
 	DefaultIdleTimeout      = 60 * time.Second // how long a silent peer is kept
 	DefaultHandshakeTimeout = 5 * time.Second  // deadline for writing the upgrade response
-	DefaultRateLimit        = 1000             // inbound messages per second a connection may sustain
-	DefaultRateBurst        = 1000             // inbound messages a connection may send at once
+	DefaultRateLimit        = 1000             // inbound messages per second a connection is served
+	DefaultRateBurst        = 1000             // inbound messages a connection may send at once without waiting
 )
 
 // closeLinger bounds how long a closed connection waits for the peer to
@@ -54,6 +54,7 @@ type config struct {
 	maxConnections   int
 	rate             float64 // messages per second; 0: no limit
 	burst            int
+	ratePolicy       RatePolicy
 	logger           *slog.Logger
 	reflector        *jsonschema.Reflector
 }
@@ -135,6 +136,27 @@ const (
 	InvalidYield
 )
 
+// RatePolicy says what happens to a connection that sends faster than
+// its rate limit (WithRateLimit).
+type RatePolicy int
+
+const (
+	// RateThrottle stops reading the connection until the limit allows its
+	// next message, then handles that message: nothing is dropped or
+	// reordered and the connection stays open, while the client's further
+	// sends wait in its TCP buffers. The server does the work of at most
+	// the limit's messages for that client. Each message that waits is
+	// counted in Stats.Throttled. While the reader waits, it does not read
+	// the client's pings and pongs either: the idle timeout does not run
+	// during a wait, and counts from its end. It is the default.
+	RateThrottle RatePolicy = iota
+	// RateClose closes the connection with StatusPolicyViolation and reason
+	// "rate limit exceeded", and counts it in Stats.RateLimited, at the
+	// first message past the limit; that message and those after it are
+	// not handled.
+	RateClose
+)
+
 // WithGuard runs g before every upgrade; see Guard.
 func WithGuard(g Guard) Option { return func(c *config) { c.guard = g } }
 
@@ -198,15 +220,20 @@ func WithHandshakeTimeout(d time.Duration) Option {
 // Retry-After header. Zero, the default, means no cap.
 func WithMaxConnections(n int) Option { return func(c *config) { c.maxConnections = n } }
 
-// WithRateLimit limits the messages each connection may send: perSecond on
-// average, burst at once (a token bucket). A connection that exceeds it is
-// closed with StatusPolicyViolation, reason "rate limit exceeded", and
-// counted in Stats.RateLimited. Pings and pongs do not count. A zero rate
-// turns the limit off. Defaults DefaultRateLimit and DefaultRateBurst:
-// generous for people and games, fatal to a flood.
+// WithRateLimit limits the data messages each connection may send:
+// perSecond on average, burst at once (a token bucket). Past it the
+// RatePolicy applies: by default the connection is slowed down to the
+// limit, not closed (see RateThrottle). Pings and pongs do not count. A
+// zero rate turns the limit off. Defaults DefaultRateLimit and
+// DefaultRateBurst: generous for people and games, a ceiling on what one
+// client can make the server do.
 func WithRateLimit(perSecond float64, burst int) Option {
 	return func(c *config) { c.rate, c.burst = perSecond, burst }
 }
+
+// WithRatePolicy sets what a connection past its rate limit meets.
+// Default RateThrottle.
+func WithRatePolicy(p RatePolicy) Option { return func(c *config) { c.ratePolicy = p } }
 
 // WithLogger sets where the endpoint logs handler panics and errors.
 // Default slog.Default().

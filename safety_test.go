@@ -179,9 +179,9 @@ func TestServerPingsAndDropsPeerSilentPastIdleTimeout(t *testing.T) {
 	wstest.WaitFor(t, "only the live peer connected", func() bool { return ep.Stats().Connections == 1 })
 }
 
-func TestFloodPastTheRateLimitClosesWith1008(t *testing.T) {
+func TestFloodPastTheRateLimitClosesWith1008UnderRateClose(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	ep, srv := serve(t, echo, wsroom.WithRateLimit(50, 20))
+	ep, srv := serve(t, echo, wsroom.WithRateLimit(50, 20), wsroom.WithRatePolicy(wsroom.RateClose))
 	flooder := wstest.Dial(t, srv.URL+"/ws/lobby")
 	calm := wstest.Dial(t, srv.URL+"/ws/lobby")
 	msg := wstest.Frame(true, 1, []byte(`{"type":"typing"}`))

@@ -17,7 +17,8 @@ type Stats struct {
 	Rejected           int64 // inbound messages rejected as invalid
 	SlowConsumerCloses int64 // connections closed because their send queue overflowed or a write timed out
 	Dropped            int64 // messages dropped on a full queue under OverflowDrop
-	RateLimited        int64 // connections closed for sending past the rate limit
+	RateLimited        int64 // connections closed for sending past the rate limit (RateClose)
+	Throttled          int64 // inbound messages that waited for the rate limit (RateThrottle), counted as the wait starts
 }
 
 // counters are the live values behind Stats.
@@ -26,7 +27,7 @@ type counters struct {
 	messagesIn, messagesOut               atomic.Int64
 	bytesIn, bytesOut                     atomic.Int64
 	rejected, slowConsumerCloses, dropped atomic.Int64
-	rateLimited                           atomic.Int64
+	rateLimited, throttled                atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
@@ -42,6 +43,7 @@ func (c *counters) snapshot() Stats {
 		SlowConsumerCloses: c.slowConsumerCloses.Load(),
 		Dropped:            c.dropped.Load(),
 		RateLimited:        c.rateLimited.Load(),
+		Throttled:          c.throttled.Load(),
 	}
 }
 
