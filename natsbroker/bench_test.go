@@ -56,16 +56,10 @@ func crossInstance(b *testing.B, pub, sub wsroom.Broker) flowResult {
 	from := wsroom.NewRooms[benchMsg](wsroom.WithBroker(pub)).Room("bench")
 	to := wsroom.NewRooms[benchMsg](wsroom.WithBroker(sub)).Room("bench")
 	got := make(chan time.Duration, benchWindow)
-	probed := make(chan struct{}, 1)
 	next := 0
+	// SubscribeFunc returns once the broker's subscription is in effect:
+	// the first message counts.
 	leave, err := to.SubscribeFunc(func(m benchMsg) {
-		if m.Seq < 0 {
-			select {
-			case probed <- struct{}{}:
-			default:
-			}
-			return
-		}
 		if m.Seq != next {
 			b.Errorf("message %d arrived as number %d", m.Seq, next)
 		}
@@ -76,27 +70,6 @@ func crossInstance(b *testing.B, pub, sub wsroom.Broker) flowResult {
 		b.Fatal(err)
 	}
 	defer leave()
-
-	// Wait until the subscription carries messages, then for the last
-	// probe in flight to pass.
-	for i := 0; ; i++ {
-		if i == 400 {
-			b.Fatal("the subscription never became active")
-		}
-		_ = from.Publish(benchMsg{Seq: -1})
-		select {
-		case <-probed:
-		case <-time.After(25 * time.Millisecond):
-			continue
-		}
-		break
-	}
-	_ = from.Publish(benchMsg{Seq: -2})
-	select {
-	case <-probed:
-	case <-time.After(10 * time.Second):
-		b.Fatal("the last probe never arrived")
-	}
 
 	total := b.N * benchBatch
 	lat := make([]time.Duration, 0, total)

@@ -41,28 +41,47 @@
 // is NATS core's: at most once, nothing is stored for a process that is
 // away.
 //
+// A new room's subscription is confirmed by a round trip to the server
+// (one PING for every subscription made in the meantime), and the room
+// waits for that before Subscribe or Join returns: once a member's join
+// has returned, every message another process publishes to the room from
+// then on reaches it, as long as both stay connected. The wait is one
+// round trip on a healthy connection, and at most the subscribe timeout
+// ([WithSubscribeTimeout], 1 s by default) on one that does not answer.
+//
 // # Outages
 //
 // While the connection is not connected (nats.go is reconnecting, or has
-// not connected yet), Publish returns an error wrapping [ErrNotConnected]
-// at once, and the room counts it in BrokerErrors of [wsroom.Rooms.Stats];
-// local members have the message regardless. Broker publishes never go into
-// nats.go's reconnect buffer, so whatever ReconnectBufSize the connection
-// has, an outage is visible to the caller and nothing published during it
-// arrives late. What cannot be seen is a connection that is already dead
-// but not yet noticed: publishes then are lost without an error until
-// nats.go notices, which is at once when the server closes the socket, but
-// only after up to (MaxPingsOut+1) × PingInterval, 6 minutes by default,
-// when the network silently drops the connection: lower PingInterval to
-// shorten that.
+// not connected yet), Publish returns at once an error wrapping
+// [ErrNotConnected] ("natsbroker: not connected to NATS (connection
+// RECONNECTING)"); [wsroom.Room.Publish] returns it wrapped in
+// [wsroom.ErrBroker], so errors.Is holds for both, and the room counts it
+// in BrokerErrors of [wsroom.Rooms.Stats]. Local members have the message
+// regardless; Join does not fail, its announcement just stays local.
+// Broker publishes never go into nats.go's reconnect buffer, so whatever
+// ReconnectBufSize the connection has, an outage is visible to the caller
+// and nothing published during it arrives late. What cannot be seen is a
+// connection that is already dead but not yet noticed: publishes then are
+// lost without an error until nats.go notices, which is at once when the
+// server closes the socket, but only after up to (MaxPingsOut+1) ×
+// PingInterval, 6 minutes by default, when the network silently drops the
+// connection: lower PingInterval to shorten that. A join that subscribes
+// a new room on such a connection waits for the subscribe timeout.
 //
-// When the connection comes back, nats.go subscribes again every room that
-// has local members: no user code is needed. It does so only while it keeps
-// trying: by default nats.go gives up after 60 attempts (about 2 minutes)
-// and closes the connection for good, after which rooms stay local and
-// Publish fails. Use nats.MaxReconnects(-1) for a service that must outlive
-// any outage; nats.RetryOnFailedConnect(true) lets it start before NATS is
-// up.
+// Joining a room, or creating one, during an outage does not wait for
+// NATS: Subscribe's ready is closed at once, so Subscribe and Join return
+// at once, and the member receives local messages from then on. When the
+// connection comes back, nats.go subscribes again every room that has
+// local members, new ones included, before it reports itself connected:
+// no user code is needed. From then on the member receives what other
+// processes publish; what they published meanwhile is lost, as NATS core
+// keeps nothing, and a process that reconnects first may publish before
+// this one has subscribed again. nats.go keeps trying only so long: by
+// default it gives up after 60 attempts (about 2 minutes) and closes the
+// connection for good, after which rooms stay local, Publish fails and
+// Subscribe is refused. Use nats.MaxReconnects(-1) for a service that must
+// outlive any outage; nats.RetryOnFailedConnect(true) lets it start before
+// NATS is up.
 //
 // # Versions
 //
@@ -81,6 +100,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/wsroom/wsroom"
@@ -118,6 +138,8 @@ type Broker struct {
 
 	published, publishErrors, delivered, droppedEcho, droppedInvalid atomic.Int64
 	subscribeErrors                                                  atomic.Int64
+
+	confirm confirmer // closes new subscriptions' ready
 }
 
 var _ wsroom.Broker = (*Broker)(nil)
@@ -132,6 +154,21 @@ type subscription struct {
 // An Option configures a Broker.
 type Option func(*Broker)
 
+// DefaultSubscribeTimeout is how long a subscription's ready waits for
+// the server's confirmation unless WithSubscribeTimeout sets another.
+const DefaultSubscribeTimeout = time.Second
+
+// WithSubscribeTimeout bounds how long a new subscription's ready waits
+// for the server to confirm it (see Broker.Subscribe), and so how long a
+// join waits for NATS on a connection that is up but does not answer. Past
+// it ready is closed anyway and the member is in the room locally, and
+// remotely once the server has caught up. It must be positive; the
+// default is DefaultSubscribeTimeout. Rooms never wait longer than
+// wsroom.BrokerReadyTimeout, whatever the timeout.
+func WithSubscribeTimeout(d time.Duration) Option {
+	return func(b *Broker) { b.confirm.timeout = d }
+}
+
 // WithPrefix sets the subject prefix: room R's messages travel on
 // "<prefix>.<R encoded as one token>". The prefix is one or more
 // '.'-separated tokens of printable ASCII without '*' or '>'; every
@@ -142,15 +179,19 @@ func WithPrefix(prefix string) Option { return func(b *Broker) { b.prefix = pref
 // New returns a Broker that publishes and subscribes through nc. The
 // connection stays the caller's: its options (reconnection, credentials,
 // TLS) are the caller's to choose, and the caller closes it after the
-// Broker. New fails if nc is nil or closed, if the prefix is not valid, or
+// Broker. New fails if nc is nil or closed, if an option is not valid, or
 // if nc is connected to a server without header support.
 func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 	if nc == nil {
 		return nil, errors.New("natsbroker: nil connection")
 	}
 	b := &Broker{nc: nc, prefix: DefaultPrefix, id: rand.Text(), subs: map[*subscription]struct{}{}}
+	b.confirm.nc, b.confirm.timeout = nc, DefaultSubscribeTimeout
 	for _, o := range opts {
 		o(b)
+	}
+	if b.confirm.timeout <= 0 {
+		return nil, fmt.Errorf("natsbroker: subscribe timeout %v is not positive", b.confirm.timeout)
 	}
 	if !validPrefix(b.prefix) {
 		return nil, fmt.Errorf("natsbroker: prefix %q is not '.'-separated subject tokens of printable ASCII without wildcards (at most %d bytes)", b.prefix, maxPrefixLen)
@@ -200,27 +241,35 @@ func (b *Broker) publish(room string, payload []byte) error {
 
 // Subscribe hands deliver the payloads other processes publish to room,
 // one at a time and in order, until cancel is called. Neither Subscribe nor
-// cancel waits for a round trip: nats.go buffers the subscription, sends it
+// cancel waits for the network: nats.go buffers the subscription, sends it
 // when it can and again after every reconnection (both take the
 // connection's lock, which nats.go holds while it writes buffered protocol
-// to the socket). If NATS refuses the subscription (the connection is
-// closed), or the Broker is closed, nothing is delivered; the refusal is
-// counted in Stats().SubscribeErrors.
-func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func()) {
+// to the socket).
+//
+// ready is closed once the server has the subscription, which a round
+// trip behind it confirms (one PING for all the subscriptions made
+// meanwhile), or after the subscribe timeout (WithSubscribeTimeout) if no
+// answer comes. While the connection is not connected, ready is already
+// closed when Subscribe returns: the subscription takes effect once
+// nats.go has reconnected and subscribed again. If NATS refuses the
+// subscription (the connection is closed or draining), or the Broker is
+// closed, ready is already closed too and nothing is delivered; the
+// refusal is counted in Stats().SubscribeErrors.
+func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func(), ready <-chan struct{}) {
 	s := &subscription{deliver: deliver}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
-		return func() {}
+		return func() {}, closedChan
 	}
 	sub, err := b.nc.Subscribe(b.Subject(room), func(m *nats.Msg) { b.receive(s, m) })
 	if err != nil {
 		b.subscribeErrors.Add(1)
-		return func() {}
+		return func() {}, closedChan
 	}
 	s.sub = sub
 	b.subs[s] = struct{}{}
-	return func() {
+	cancel = func() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		if _, ok := b.subs[s]; ok {
@@ -228,6 +277,7 @@ func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel fu
 			b.stop(s)
 		}
 	}
+	return cancel, b.confirm.add()
 }
 
 // stop ends s; b.mu is held. Unsubscribe does not wait for the network.
@@ -283,6 +333,7 @@ type Stats struct {
 	DroppedInvalid  int64 // messages without an OriginHeader, dropped
 	DroppedSlow     int64 // messages nats.go dropped because a room's subscription was past its pending limits
 	SubscribeErrors int64 // subscriptions NATS refused
+	Unconfirmed     int64 // subscriptions ready without the server's confirmation: made while disconnected, or unanswered within the subscribe timeout
 	Subscriptions   int64 // rooms subscribed now
 }
 
@@ -295,6 +346,7 @@ func (b *Broker) Stats() Stats {
 		DroppedEcho:     b.droppedEcho.Load(),
 		DroppedInvalid:  b.droppedInvalid.Load(),
 		SubscribeErrors: b.subscribeErrors.Load(),
+		Unconfirmed:     b.confirm.unconfirmed.Load(),
 	}
 	b.mu.Lock()
 	st.Subscriptions = int64(len(b.subs))

@@ -60,8 +60,7 @@ func TestPublishDuringOutageFailsAndNothingArrivesLate(t *testing.T) {
 	ncA, ncB := connect(t, ns.url()), connect(t, ns.url())
 	a, b := newBroker(t, ncA), newBroker(t, ncB)
 	inB := brokertest.NewInbox(256)
-	defer b.Subscribe("o", inB.Deliver)()
-	brokertest.Await(t, a, "o", inB)
+	defer brokertest.Subscribe(t, b, "o", inB.Deliver)()
 
 	ns.stop()
 	wstest.WaitFor(t, "a notices the outage", func() bool { return !ncA.IsConnected() })
@@ -118,25 +117,8 @@ func TestBadBytesFromNATSAreCountedAndNeverReachMembers(t *testing.T) {
 	}
 	foreign, empty := "foreign", ""
 
-	// Probe until B's subscription is active, then drain what is in flight.
-	for i := 0; ; i++ {
-		if i == 200 {
-			t.Fatal("B's subscription never became active")
-		}
-		send(&foreign, `{"from":"probe","seq":-1}`)
-		if _, ok := c.NextWithin(50 * time.Millisecond); ok {
-			break
-		}
-	}
-	send(&foreign, `{"from":"sync","seq":-2}`)
-	for {
-		var m brokertest.Msg
-		if c.JSON(t, &m); m.From == "sync" {
-			break
-		}
-	}
-	for recv(t, funcGot).From != "sync" {
-	}
+	// SubscribeFunc returned once B's subscription was in effect, and c
+	// joined the room it made: what raw sends from now on reaches both.
 	rooms0, broker0 := B.Rooms.Stats(), b.Stats()
 
 	send(nil, `{"from":"no header","seq":1}`)
@@ -186,6 +168,16 @@ func TestBadBytesFromNATSAreCountedAndNeverReachMembers(t *testing.T) {
 	}
 }
 
+// isClosed reports whether ch is closed now, without waiting.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // recv returns the next value from ch, failing the test after
 // wstest.Timeout.
 func recv[T any](t *testing.T, ch <-chan T) T {
@@ -207,8 +199,7 @@ func TestOwnMessagesAreDroppedAndCounted(t *testing.T) {
 	ns := newServer(t)
 	a, b := natsPair(t, ns)
 	inA := brokertest.NewInbox(256)
-	defer a.Subscribe("e", inA.Deliver)()
-	brokertest.Await(t, b, "e", inA)
+	defer brokertest.Subscribe(t, a, "e", inA.Deliver)()
 	const n = 10
 	for i := range n {
 		if err := a.Publish("e", fmt.Appendf(nil, `{"own":%d}`, i)); err != nil {
@@ -291,10 +282,8 @@ func TestPrefixesKeepServicesApart(t *testing.T) {
 	a1, a2 := newBroker(t, pub, natsbroker.WithPrefix("svc1")), newBroker(t, pub, natsbroker.WithPrefix("svc2"))
 	b1, b2 := newBroker(t, sub, natsbroker.WithPrefix("svc1")), newBroker(t, sub, natsbroker.WithPrefix("svc2"))
 	in1, in2 := brokertest.NewInbox(64), brokertest.NewInbox(64)
-	defer b1.Subscribe("r", in1.Deliver)()
-	defer b2.Subscribe("r", in2.Deliver)()
-	brokertest.Await(t, a1, "r", in1)
-	brokertest.Await(t, a2, "r", in2)
+	defer brokertest.Subscribe(t, b1, "r", in1.Deliver)()
+	defer brokertest.Subscribe(t, b2, "r", in2.Deliver)()
 	if err := a1.Publish("r", []byte(`{"svc":1}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +322,11 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 			t.Errorf("prefix %q: subject %q", p, got)
 		}
 	}
+	for _, d := range []time.Duration{0, -time.Second} {
+		if _, err := natsbroker.New(nc, natsbroker.WithSubscribeTimeout(d)); err == nil {
+			t.Errorf("subscribe timeout %v accepted", d)
+		}
+	}
 	closed := connect(t, ns.url())
 	closed.Close()
 	if _, err := natsbroker.New(closed); !errors.Is(err, nats.ErrConnectionClosed) {
@@ -345,8 +339,8 @@ func TestCloseEndsSubscriptionsAndPublishing(t *testing.T) {
 	ns := newServer(t)
 	nc := connect(t, ns.url())
 	b := newBroker(t, nc)
-	cancel1 := b.Subscribe("x", func([]byte) {})
-	defer b.Subscribe("y", func([]byte) {})()
+	cancel1 := brokertest.Subscribe(t, b, "x", func([]byte) {})
+	defer brokertest.Subscribe(t, b, "y", func([]byte) {})()
 	if s := b.Stats(); s.Subscriptions != 2 || nc.NumSubscriptions() != 2 {
 		t.Fatalf("%d subscriptions (%d on the connection), want 2", s.Subscriptions, nc.NumSubscriptions())
 	}
@@ -360,9 +354,13 @@ func TestCloseEndsSubscriptionsAndPublishing(t *testing.T) {
 	if err := b.Publish("x", []byte(`{}`)); !errors.Is(err, natsbroker.ErrClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
-	b.Subscribe("z", func([]byte) {})()
+	cancel, ready := b.Subscribe("z", func([]byte) {})
+	cancel()
 	if nc.NumSubscriptions() != 0 {
 		t.Fatal("Subscribe after Close subscribed")
+	}
+	if !isClosed(ready) {
+		t.Fatal("Subscribe after Close: ready not closed at once")
 	}
 	if err := b.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
@@ -381,7 +379,11 @@ func TestClosedConnectionFailsPublishAndSubscribe(t *testing.T) {
 	if err := b.Publish("r", []byte(`{}`)); !errors.Is(err, nats.ErrConnectionClosed) {
 		t.Fatalf("Publish on a closed connection: %v", err)
 	}
-	b.Subscribe("r", func([]byte) {})()
+	cancel, ready := b.Subscribe("r", func([]byte) {})
+	cancel()
+	if !isClosed(ready) {
+		t.Fatal("refused subscription: ready not closed at once")
+	}
 	if s := b.Stats(); s.SubscribeErrors != 1 || s.PublishErrors != 1 || s.Subscriptions != 0 {
 		t.Fatalf("stats %+v, want one publish and one subscribe error", s)
 	}
@@ -470,7 +472,11 @@ func TestBrokerOnAConnectionNotYetConnected(t *testing.T) {
 	}
 	b := newBroker(t, nc)
 	inB := brokertest.NewInbox(256)
-	defer b.Subscribe("early", inB.Deliver)()
+	cancel, ready := b.Subscribe("early", inB.Deliver)
+	defer cancel()
+	if !isClosed(ready) {
+		t.Fatal("Subscribe before the connection is up: ready not closed at once")
+	}
 	if err := b.Publish("early", []byte(`{}`)); !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Fatalf("Publish before the connection is up: %v", err)
 	}
