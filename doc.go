@@ -9,20 +9,27 @@
 //	rooms := wsroom.NewRooms[Out]()
 //	chat := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
 //		room := rooms.Room(c.Request().PathValue("room"))
-//		leave, err := room.Join(c, Out{Type: "joined"})
+//		user := c.Request().URL.Query().Get("user")
+//		leave, err := room.Join(c, Out{Type: "joined", User: user}) // subscribe + announce, one step
 //		if err != nil {
-//			return err
+//			return err // ErrTooManyRooms: a broker outage never fails Join
 //		}
 //		defer leave()
-//		for msg, err := range msgs {
+//		for msg, err := range msgs { // decoded and validated; invalid input never gets here
 //			if err != nil {
 //				return err
 //			}
-//			room.Publish(Out{Type: "message", Text: msg.Text})
+//			err := room.Publish(Out{Type: msg.Type, User: user, Content: msg.Content})
+//			if errors.Is(err, wsroom.ErrBroker) { // local members have it; other instances may not
+//				_ = c.Send(Out{Type: "error", Error: "not delivered to other servers"})
+//			} else if err != nil {
+//				return err
+//			}
 //		}
 //		return nil
-//	})
-//	mux.Handle("GET /chat/{room}", chat)
+//	}, wsroom.WithGuard(wsroom.RequireToken(verify)))
+//
+// (the whole program is Example_chat).
 //
 // # Endpoints
 //

@@ -12,6 +12,73 @@ import (
 	"github.com/wsroom/wsroom"
 )
 
+// The README's quick start: a chat room whose members hear each other, on
+// any router, through a broker outage too.
+func Example_chat() {
+	verify := func(ctx context.Context, token string) (context.Context, error) {
+		if _, ok := lookupSession(token); !ok {
+			return nil, wsroom.ErrUnauthorized
+		}
+		return ctx, nil
+	}
+
+	type In struct {
+		Type    string `json:"type" jsonschema:"enum=message,enum=typing"`
+		Content string `json:"content,omitempty"`
+	}
+	type Out struct {
+		Type    string `json:"type"`
+		User    string `json:"user,omitempty"`
+		Content string `json:"content,omitempty"`
+		Error   string `json:"error,omitempty"`
+	}
+
+	rooms := wsroom.NewRooms[Out]()
+	chat := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+		room := rooms.Room(c.Request().PathValue("room"))
+		user := c.Request().URL.Query().Get("user")
+		leave, err := room.Join(c, Out{Type: "joined", User: user}) // subscribe + announce, one step
+		if err != nil {
+			return err // ErrTooManyRooms: a broker outage never fails Join
+		}
+		defer leave()
+		for msg, err := range msgs { // decoded and validated; invalid input never gets here
+			if err != nil {
+				return err
+			}
+			err := room.Publish(Out{Type: msg.Type, User: user, Content: msg.Content})
+			if errors.Is(err, wsroom.ErrBroker) { // local members have it; other instances may not
+				_ = c.Send(Out{Type: "error", Error: "not delivered to other servers"})
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	}, wsroom.WithGuard(wsroom.RequireToken(verify)))
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /chat/{room}", chat)
+}
+
+// In an existing server, an endpoint is one more handler: behind any
+// middleware, with the server's own timeouts.
+func ExampleNew_existingServer() {
+	ep := wsroom.New(func(c *wsroom.Conn[string], msgs iter.Seq2[string, error]) error {
+		return c.Send("live: " + c.Request().PathValue("topic"))
+	})
+	logging := func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			log.Printf("%s %s", r.Method, r.URL.Path)
+			h.ServeHTTP(w, r) // w is net/http's own: it can be hijacked
+		})
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /live/{topic}", logging(ep))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}
+
 // An endpoint is an http.Handler: mount it on any router. The handler
 // ranges over the client's messages, already decoded and validated.
 func ExampleNew() {
