@@ -36,7 +36,7 @@ func Example() {
 	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker))
 	chat := wsroom.New(func(c *wsroom.Conn[Msg], msgs iter.Seq2[Msg, error]) error {
 		room := rooms.Room(c.Request().PathValue("room"))
-		leave, err := room.Subscribe(c) // the room's channel is subscribed in the background
+		leave, err := room.Subscribe(c) // returns once Redis has the room's subscription (or is known down)
 		if err != nil {
 			return err
 		}

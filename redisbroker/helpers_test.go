@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
@@ -57,6 +58,12 @@ func named(name string) func(*redis.Options) { return func(o *redis.Options) { o
 
 func resp2(o *redis.Options) { o.Protocol = 2 }
 
+// protocols are the client options of each RESP version the tests run.
+var protocols = []struct {
+	name string
+	opts []func(*redis.Options)
+}{{"RESP3", nil}, {"RESP2", []func(*redis.Options){resp2}}}
+
 // newBroker returns a Broker on its own client of addr (a process of its
 // own), both closed at cleanup.
 func newBroker(t testing.TB, addr string, opts []func(*redis.Options), bopts ...redisbroker.Option) *redisbroker.Broker {
@@ -77,6 +84,12 @@ func pair(addr string, opts ...func(*redis.Options)) brokertest.Pair {
 		p := redisbroker.WithPrefix(uniquePrefix(t))
 		return newBroker(t, addr, opts, p), newBroker(t, addr, opts, p)
 	}
+}
+
+// subscribe subscribes deliver to room on b without waiting for ready.
+func subscribe(b *redisbroker.Broker, room string, deliver func([]byte)) (cancel func()) {
+	cancel, _ = b.Subscribe(room, deliver)
+	return cancel
 }
 
 // numSub returns how many connections are subscribed to channel.
@@ -127,6 +140,7 @@ func subscribers(entries []map[string]string) []map[string]string {
 type proxy struct {
 	ln     net.Listener
 	target string
+	delay  time.Duration // of the bytes going to the server
 	mu     sync.Mutex
 	links  []*link
 	wg     sync.WaitGroup
@@ -139,15 +153,7 @@ type link struct {
 
 func newProxy(t testing.TB, target string) *proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
-	return p
+	return newSlowProxy(t, target, 0)
 }
 
 func (p *proxy) addr() string { return p.ln.Addr().String() }
@@ -169,7 +175,11 @@ func (p *proxy) accept() {
 		p.links = append(p.links, l)
 		p.mu.Unlock()
 		p.wg.Add(2)
-		go p.pipe(l, c, s)
+		if p.delay > 0 {
+			go p.pipeDelayed(l, c, s)
+		} else {
+			go p.pipe(l, c, s)
+		}
 		go p.pipe(l, s, c)
 	}
 }
@@ -193,12 +203,77 @@ func (p *proxy) pipe(l *link, src, dst net.Conn) {
 	}
 }
 
+// newSlowProxy returns a proxy that holds the bytes going to the server
+// for delay, keeping their order: what a client writes reaches the server
+// late, as over a long network path.
+func newSlowProxy(t testing.TB, target string, delay time.Duration) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, delay: delay}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// pipeDelayed is pipe with every chunk held for p.delay.
+func (p *proxy) pipeDelayed(l *link, src, dst net.Conn) {
+	defer p.wg.Done()
+	type chunk struct {
+		due  time.Time
+		data []byte
+	}
+	q := make(chan chunk, 1024)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		failed := false
+		for c := range q {
+			time.Sleep(time.Until(c.due))
+			if !failed && !l.frozen.Load() {
+				if _, err := dst.Write(c.data); err != nil {
+					failed = true
+					_ = src.Close()
+					_ = dst.Close()
+				}
+			}
+		}
+		_ = dst.Close()
+	}()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			q <- chunk{due: time.Now().Add(p.delay), data: append([]byte(nil), buf[:n]...)}
+		}
+		if err != nil {
+			_ = src.Close()
+			close(q)
+			return
+		}
+	}
+}
+
 // freeze silences every connection open now; later ones work.
 func (p *proxy) freeze() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, l := range p.links {
 		l.frozen.Store(true)
+	}
+}
+
+// sever closes every connection open now, as a server that went away
+// would; later ones work.
+func (p *proxy) sever() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.links {
+		_ = l.client.Close()
+		_ = l.server.Close()
 	}
 }
 

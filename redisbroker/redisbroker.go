@@ -29,6 +29,18 @@
 // single goroutine, so a room's deliver func is never called concurrently
 // and sees messages in the order Redis relayed them.
 //
+// Subscribe's ready is closed once Redis has applied the room's
+// SUBSCRIBE, so that a member who has joined receives every message
+// published from then on, from any process. Redis answers a connection's
+// commands in order: after writing SUBSCRIBEs the owner writes a PING
+// with a numbered payload on the same connection, and its PONG means
+// Redis has applied every command written before it. A subscription
+// waits for the first PING written after its own SUBSCRIBE, so the PONG
+// of an earlier subscription of the same room (subscribed, cancelled and
+// subscribed again) releases nobody before the SUBSCRIBE that counts. A
+// room whose subscription is already confirmed is ready at once. Joining
+// a new room therefore costs one round trip to Redis.
+//
 // # Echoes and bad bytes
 //
 // Redis hands a subscriber every message of its channels, its own
@@ -51,27 +63,41 @@
 // reach Redis is an error its caller sees. The timeout bounds waiting for a
 // connection, dialling and go-redis's retries; a socket read or write
 // already under way is bounded by the client's ReadTimeout and WriteTimeout
-// (three seconds each by default) unless the client is made with
+// (five seconds each by default) unless the client is made with
 // ContextTimeoutEnabled, which makes the publish timeout bound everything.
 // go-redis retries a publish whose connection failed, so across a failure a
 // message may arrive twice, never out of order.
 //
-// While Redis is down a publisher does not pay that timeout per message:
-// once a publish has failed, later ones fail at once with ErrUnavailable,
-// without trying Redis, for a backoff that grows from 50ms to a second with
-// each failure in a row; then one publish tries Redis while the others
-// keep failing at once. A publish that succeeds, or the subscription
-// connection coming back, ends this.
+// While Redis is down a publisher does not pay that timeout per message.
+// The first publish to fail returns go-redis's error (a dial or network
+// error, or the context's deadline) within the publish timeout. Later ones
+// fail at once with ErrUnavailable, without trying Redis, for a backoff
+// that grows from 50ms to a second with each failure in a row; then one
+// publish tries Redis while the others keep failing at once. A publish
+// that succeeds, or the subscription connection coming back, ends this.
+// Every such error names the room ("redisbroker: publish to room ...");
+// wsroom's Room.Publish wraps it in wsroom.ErrBroker, so errors.Is holds
+// for wsroom.ErrBroker and for what Publish returned (ErrUnavailable, or
+// ErrClosed after Close). Local members have the message all the same.
 //
-// When the subscription connection fails (Redis restarted, the network
-// went away), go-redis dials again and subscribes the connection to every
-// room that has local members, those subscribed during the outage
-// included; the Broker keeps receiving on it with a backoff of up to a
-// second between attempts. A connection that stays silent is probed with a
-// PING after the health-check interval (five seconds unless WithHealthCheck
-// says otherwise) and replaced if nothing arrives within another interval,
-// so a half-open connection does not leave rooms deaf. Messages published
+// Joining a room does not wait during an outage. While the Broker knows
+// Redis is unreachable (a publish failed and none has succeeded since, or
+// the subscription connection failed a read or write and has not read
+// since), Subscribe's ready is closed at once, and the subscriptions
+// waiting for a PONG are released when the Broker learns of it; a PONG
+// that does not come within the health-check interval releases them too.
+// The room is subscribed all the same: when the subscription connection
+// fails (Redis restarted, the network went away), go-redis dials again
+// and subscribes the connection to every room that has local members,
+// those joined during the outage included, and from then on members
+// receive other processes' messages again. The Broker keeps receiving
+// with a backoff of up to a second between attempts. Messages published
 // while the connection is down are lost: Redis pub/sub keeps nothing.
+//
+// A connection that stays silent is probed with a PING after the
+// health-check interval (five seconds unless WithHealthCheck says
+// otherwise) and replaced if nothing arrives within another interval, so
+// a half-open connection does not leave rooms deaf.
 //
 // # Clients and versions
 //
@@ -81,16 +107,17 @@
 // redis-server. A *redis.ClusterClient should work, as a cluster relays
 // PUBLISH to every node, but is not tested here. A *redis.Ring does not
 // work: it sends each channel's publishes to one shard while a Broker's
-// subscriptions share one connection.
+// subscriptions share one connection (and its Subscribe panics without a
+// channel to pick a shard by).
 //
-// The module uses go-redis v9.20.1, the newest release that supports Go
-// 1.24: v9.23.0 needs Go 1.26, and releases before v9.20.1 can drop RESP3
-// pub/sub messages whose header straddles a read buffer boundary (go-redis
-// issue 3839). v9.20.1's PubSub.Receive can wait for more bytes after a
-// short RESP3 subscription confirmation (issue 3935, fixed in v9.22.0);
-// the Broker always reads with a deadline and ignores confirmations, so it
-// is not affected. The module's go line is therefore 1.24, which is also
-// wsroom's: it can be no lower than that of a module it requires.
+// The module uses go-redis v9.22.0, the newest release that supports Go
+// 1.24 (v9.23.0 needs Go 1.26), and the first with fixes for two RESP3
+// pub/sub bugs: releases before v9.20.1 can drop a message whose push
+// header straddles a read buffer boundary (go-redis issue 3839), and
+// v9.20.1 and v9.21.0 can wait forever for more bytes after a short
+// subscription confirmation (issue 3935). The module's go line is
+// therefore 1.24, which is also wsroom's: it can be no lower than that of
+// a module it requires.
 package redisbroker
 
 import (
@@ -99,8 +126,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -206,7 +231,12 @@ type Broker struct {
 	mu    sync.Mutex
 	subs  map[string][]*subscription // channel → its local subscriptions; slices are never modified, only replaced
 	dirty map[string]struct{}        // channels whose Redis subscription may have to change
-	wake  chan struct{}              // capacity 1: dirty has entries for the owner
+	wake  chan struct{}              // capacity 1: dirty has entries, or ready has subscriptions waiting, for the owner
+
+	ready *readiness // which subscriptions Redis has applied; locks itself, never before mu
+	// failing is set while the subscription connection is known to be
+	// down: from a failed read or write until a read succeeds.
+	failing atomic.Bool
 
 	published, publishErrors, received, echoes, malformed, unrouted, connErrors atomic.Int64
 }
@@ -240,6 +270,7 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		subs:           map[string][]*subscription{},
 		dirty:          map[string]struct{}{},
 		wake:           make(chan struct{}, 1),
+		ready:          newReadiness(cfg.healthCheck),
 	}
 }
 
@@ -269,89 +300,45 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	b.breaker.done(err)
 	if err != nil {
 		b.publishErrors.Add(1)
+		b.ready.release() // Redis is unreachable: no subscription waits for it
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	b.published.Add(1)
 	return nil
 }
 
-// breaker makes publishes fail at once while Redis is unreachable: after a
-// publish fails, publishes fail without trying Redis for a backoff that
-// grows from minBackoff to maxBackoff with each failure in a row; then one
-// publish tries, the others still failing at once while it does. A
-// publish that succeeds, or the subscription connection receiving again,
-// closes the breaker.
-type breaker struct {
-	open     atomic.Bool // fast path: false means publishes go to Redis
-	mu       sync.Mutex
-	failures int
-	until    time.Time
-	lastErr  error
-}
-
-// allow returns nil if a publish may try Redis (for at most timeout), or
-// the error to fail it with.
-func (k *breaker) allow(timeout time.Duration) error {
-	if !k.open.Load() {
-		return nil
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.failures == 0 {
-		return nil
-	}
-	now := time.Now()
-	if now.Before(k.until) {
-		return fmt.Errorf("%w (last error: %v)", ErrUnavailable, k.lastErr)
-	}
-	k.until = now.Add(timeout) // this publish is the trial
-	return nil
-}
-
-// done records the outcome of a publish that tried Redis.
-func (k *breaker) done(err error) {
-	if err == nil {
-		if k.open.Load() {
-			k.reset()
-		}
-		return
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.failures++
-	k.lastErr = err
-	k.until = time.Now().Add(min(minBackoff<<min(k.failures-1, 10), maxBackoff))
-	k.open.Store(true)
-}
-
-// reset closes the breaker.
-func (k *breaker) reset() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.failures, k.lastErr = 0, nil
-	k.open.Store(false)
-}
-
 // Subscribe starts handing deliver the payloads other processes publish to
 // room, until cancel is called. It returns at once: the room's channel is
-// subscribed in the background (messages published before that are not
-// delivered). After Close it does nothing.
-func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func()) {
+// subscribed in the background, and ready is closed once Redis has applied
+// that SUBSCRIBE (at once if the channel's subscription is already in
+// effect), or once the Broker knows Redis is unreachable, or after the
+// health-check interval without an answer. Messages published before
+// ready is closed may not be delivered. After Close it does nothing and
+// ready is closed.
+func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func(), ready <-chan struct{}) {
 	ch, s := b.channel(room), &subscription{deliver: deliver}
 	b.mu.Lock()
 	if b.closed.Load() {
 		b.mu.Unlock()
-		return func() {}
+		return func() {}, closedReady
 	}
 	b.start.Do(b.run)
 	old := b.subs[ch]
 	b.subs[ch] = append(old[:len(old):len(old)], s)
-	if len(old) == 0 {
-		b.markDirty(ch)
+	switch {
+	case b.ready.isConfirmed(ch):
+		ready = closedReady
+	case b.failing.Load() || b.breaker.open.Load():
+		ready = closedReady // and subscribed once Redis is back
+	default:
+		ready = b.ready.wait()
+	}
+	if len(old) == 0 || ready != closedReady {
+		b.markDirty(ch) // or only wake the owner, to confirm ch
 	}
 	b.mu.Unlock()
 	var once sync.Once
-	return func() { once.Do(func() { b.unsubscribe(ch, s) }) }
+	return func() { once.Do(func() { b.unsubscribe(ch, s) }) }, ready
 }
 
 func (b *Broker) unsubscribe(ch string, s *subscription) {
@@ -425,187 +412,6 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.wg.Wait()
+	b.ready.release()
 	return err
-}
-
-// run starts the goroutines that own the subscription connection. b.mu is
-// held.
-func (b *Broker) run() {
-	b.ps = b.client.Subscribe(b.ctx) // no channels: connects on first use
-	b.wg.Add(2)
-	go func() {
-		defer b.wg.Done()
-		b.own()
-	}()
-	go func() {
-		defer b.wg.Done()
-		b.receive()
-	}()
-}
-
-// own applies the changes of the rooms to the subscription connection, in
-// order: it compares each dirty channel's wanted state with what it last
-// told go-redis's PubSub, which keeps that set and subscribes a new
-// connection to all of it when it reconnects. A SUBSCRIBE that could not be
-// written is written again after a backoff (it is idempotent), as the
-// PubSub may have reconnected without it.
-func (b *Broker) own() {
-	told := map[string]bool{}    // channels the PubSub holds
-	pending := map[string]bool{} // channels whose SUBSCRIBE is still to be written
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	backoff := minBackoff
-	for {
-		select {
-		case <-b.wake:
-		case <-timer.C:
-		case <-b.ctx.Done():
-			return
-		}
-		b.mu.Lock()
-		var add, remove []string
-		for ch := range b.dirty {
-			want := len(b.subs[ch]) > 0
-			switch {
-			case want && !told[ch]:
-				add = append(add, ch)
-			case !want && told[ch]:
-				remove = append(remove, ch)
-			}
-		}
-		clear(b.dirty)
-		b.mu.Unlock()
-		for _, ch := range remove {
-			delete(told, ch)
-			delete(pending, ch)
-		}
-		for _, ch := range add {
-			told[ch] = true
-			pending[ch] = true
-		}
-		// Unsubscribing first means that once a later room's subscription
-		// is seen active, every earlier change has been applied.
-		if len(remove) > 0 {
-			ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
-			_ = b.ps.Unsubscribe(ctx, remove...) // the PubSub forgets them even on error
-			cancel()
-		}
-		if len(pending) > 0 {
-			chans := make([]string, 0, len(pending))
-			for ch := range pending {
-				chans = append(chans, ch)
-			}
-			ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
-			err := b.ps.Subscribe(ctx, chans...) // the PubSub remembers them even on error
-			cancel()
-			if err == nil {
-				clear(pending)
-				backoff = minBackoff
-			} else if b.ctx.Err() == nil {
-				timer.Reset(backoff)
-				backoff = min(2*backoff, maxBackoff)
-			}
-		}
-	}
-}
-
-// receive reads the subscription connection and hands each message to its
-// room's subscriptions, until Close.
-func (b *Broker) receive() {
-	backoff := time.Duration(0)
-	probing := false // a PING went out and nothing has arrived since
-	for {
-		var msg any
-		var err error
-		if !probing {
-			// A timeout here only means silence: go-redis keeps the
-			// connection.
-			msg, err = b.ps.ReceiveTimeout(b.ctx, b.healthCheck)
-		} else {
-			// A timeout here is a connection that did not answer: a read
-			// with a context deadline that expires makes go-redis close
-			// the connection, then dial again and resubscribe.
-			ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
-			msg, err = b.ps.Receive(ctx)
-			cancel()
-		}
-		if b.ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			if !probing && isSilence(err) {
-				ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
-				_ = b.ps.Ping(ctx) // a failed write makes go-redis reconnect
-				cancel()
-				probing = true
-				continue
-			}
-			probing = false
-			b.connErrors.Add(1)
-			if !b.sleep(backoff) {
-				return
-			}
-			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			continue
-		}
-		if backoff > 0 { // Redis is back
-			b.breaker.reset()
-		}
-		probing, backoff = false, 0
-		if m, ok := msg.(*redis.Message); ok {
-			b.dispatch(m.Channel, m.Payload)
-		}
-	}
-}
-
-// sleep waits for d or Close, and reports whether the Broker is open.
-func (b *Broker) sleep(d time.Duration) bool {
-	if d <= 0 {
-		return b.ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-b.ctx.Done():
-		return false
-	}
-}
-
-// dispatch hands one received message to the subscriptions of its
-// channel.
-func (b *Broker) dispatch(ch, msg string) {
-	origin, payload, ok := openEnvelope(msg)
-	switch {
-	case !ok:
-		b.malformed.Add(1)
-		return
-	case origin == b.origin:
-		b.echoes.Add(1)
-		return
-	}
-	b.mu.Lock()
-	subs := b.subs[ch]
-	b.mu.Unlock()
-	live := func(s *subscription) bool { return !s.cancelled.Load() }
-	if !slices.ContainsFunc(subs, live) {
-		b.unrouted.Add(1)
-		return
-	}
-	b.received.Add(1) // counted before anyone can see the message
-	for _, s := range subs {
-		if live(s) {
-			s.deliver([]byte(payload))
-		}
-	}
-}
-
-// isSilence reports whether err is a read that timed out, not a failure
-// to dial.
-func isSilence(err error) bool {
-	var ne net.Error
-	var op *net.OpError
-	return errors.As(err, &ne) && ne.Timeout() && !(errors.As(err, &op) && op.Op == "dial")
 }

@@ -5,7 +5,7 @@ go 1.25.0
 require (
 	github.com/nats-io/nats-server/v2 v2.14.5
 	github.com/nats-io/nats.go v1.51.0
-	github.com/redis/go-redis/v9 v9.20.1
+	github.com/redis/go-redis/v9 v9.22.0
 	github.com/wsroom/wsroom v0.0.0
 	github.com/wsroom/wsroom/natsbroker v0.0.0
 	github.com/wsroom/wsroom/redisbroker v0.0.0
