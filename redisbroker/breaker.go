@@ -1,65 +1,82 @@
 package redisbroker
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
-// breaker makes publishes fail at once while Redis is unreachable: after a
-// publish fails, publishes fail without trying Redis for a backoff that
-// grows from minBackoff to maxBackoff with each failure in a row; then one
-// publish tries, the others still failing at once while it does. A
-// publish that succeeds, or the subscription connection receiving again,
-// closes the breaker.
+// breaker makes publishes fail at once while Redis is unreachable. The
+// publish that fails opens it; from then on every publish fails with
+// ErrUnavailable without trying Redis, so no publisher waits during an
+// outage (a handler that waited would read its client's next messages
+// only after the outage, and publish them into rooms whose other
+// instances have not subscribed again yet). A probe in the background
+// pings Redis with a backoff and closes the breaker once Redis answers; so
+// does the subscription connection receiving again.
 type breaker struct {
-	open     atomic.Bool // fast path: false means publishes go to Redis
-	mu       sync.Mutex
-	failures int
-	until    time.Time
-	lastErr  error
+	open    atomic.Bool // fast path: false means publishes go to Redis
+	mu      sync.Mutex
+	lastErr error
 }
 
-// allow returns nil if a publish may try Redis (for at most timeout), or
-// the error to fail it with.
-func (k *breaker) allow(timeout time.Duration) error {
+// allow returns nil if a publish may try Redis, or the error to fail it
+// with.
+func (k *breaker) allow() error {
 	if !k.open.Load() {
 		return nil
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.failures == 0 {
-		return nil
+	if k.lastErr == nil {
+		return nil // reset meanwhile
 	}
-	now := time.Now()
-	if now.Before(k.until) {
-		return fmt.Errorf("%w (last error: %v)", ErrUnavailable, k.lastErr)
-	}
-	k.until = now.Add(timeout) // this publish is the trial
-	return nil
+	return fmt.Errorf("%w (last error: %v)", ErrUnavailable, k.lastErr)
 }
 
-// done records the outcome of a publish that tried Redis.
-func (k *breaker) done(err error) {
+// done records the outcome of a publish that tried Redis and reports
+// whether it opened the breaker: the caller then starts the probe.
+func (k *breaker) done(err error) (opened bool) {
 	if err == nil {
 		if k.open.Load() {
 			k.reset()
 		}
-		return
+		return false
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.failures++
+	opened = k.lastErr == nil
 	k.lastErr = err
-	k.until = time.Now().Add(min(minBackoff<<min(k.failures-1, 10), maxBackoff))
 	k.open.Store(true)
+	return opened
 }
 
 // reset closes the breaker.
 func (k *breaker) reset() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.failures, k.lastErr = 0, nil
+	k.lastErr = nil
 	k.open.Store(false)
+}
+
+// probe pings Redis, with a backoff from minBackoff to maxBackoff between
+// attempts, until it answers (and closes the breaker), the breaker is
+// closed otherwise, or the Broker is. It runs in b.wg.
+func (b *Broker) probe() {
+	defer b.wg.Done()
+	backoff := minBackoff
+	for b.breaker.open.Load() {
+		if !b.sleep(backoff) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, b.publishTimeout)
+		err := b.client.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			b.breaker.reset()
+			return
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }

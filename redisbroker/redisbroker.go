@@ -68,13 +68,15 @@
 // go-redis retries a publish whose connection failed, so across a failure a
 // message may arrive twice, never out of order.
 //
-// While Redis is down a publisher does not pay that timeout per message.
-// The first publish to fail returns go-redis's error (a dial or network
-// error, or the context's deadline) within the publish timeout. Later ones
-// fail at once with ErrUnavailable, without trying Redis, for a backoff
-// that grows from 50ms to a second with each failure in a row; then one
-// publish tries Redis while the others keep failing at once. A publish
-// that succeeds, or the subscription connection coming back, ends this.
+// While Redis is down no publisher waits. The first publish to fail
+// returns go-redis's error (a dial or network error, or the context's
+// deadline) within the publish timeout. Later ones fail at once with
+// ErrUnavailable, without trying Redis, while a probe in the background
+// pings Redis with a backoff that grows from 50ms to 250ms; when Redis
+// answers it, or the subscription connection reads again, publishes go to
+// Redis again. (Were a publish to wait on a down Redis, its handler would
+// read the client's next messages late and publish them after the
+// outage, into rooms other instances have not yet subscribed again.)
 // Every such error names the room ("redisbroker: publish to room ...");
 // wsroom's Room.Publish wraps it in wsroom.ErrBroker, so errors.Is holds
 // for wsroom.ErrBroker and for what Publish returned (ErrUnavailable, or
@@ -91,7 +93,7 @@
 // and subscribes the connection to every room that has local members,
 // those joined during the outage included, and from then on members
 // receive other processes' messages again. The Broker keeps receiving
-// with a backoff of up to a second between attempts. Messages published
+// with a backoff of up to 250ms between attempts. Messages published
 // while the connection is down are lost: Redis pub/sub keeps nothing.
 //
 // A connection that stays silent is probed with a PING after the
@@ -144,7 +146,7 @@ const (
 // Bounds of the backoff between attempts to reach Redis again.
 const (
 	minBackoff = 50 * time.Millisecond
-	maxBackoff = time.Second
+	maxBackoff = 250 * time.Millisecond
 )
 
 // Errors of Publish.
@@ -288,7 +290,7 @@ func (b *Broker) Publish(room string, payload []byte) error {
 		b.publishErrors.Add(1)
 		return ErrClosed
 	}
-	if err := b.breaker.allow(b.publishTimeout); err != nil {
+	if err := b.breaker.allow(); err != nil {
 		b.publishErrors.Add(1)
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
@@ -297,7 +299,10 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
 	defer cancel()
 	err := b.client.Publish(ctx, b.channel(room), msg).Err()
-	b.breaker.done(err)
+	if b.breaker.done(err) {
+		b.wg.Add(1) // before Close waits: Close takes publishing first
+		go b.probe()
+	}
 	if err != nil {
 		b.publishErrors.Add(1)
 		b.ready.release() // Redis is unreachable: no subscription waits for it
