@@ -13,7 +13,9 @@
 // The WebSocket contract: GET /chat/room/{roomId}?username=NAME upgrades;
 // clients send {"type":"message"|"typing","content"?:string}; every member
 // receives {"type":"message"|"typing"|"joined"|"left","username":...,
-// "content"?:...,"timestamp":...}.
+// "content"?:...,"timestamp":...}. The sender alone receives
+// {"type":"error","error":"<reason>"} for a message that was invalid, or
+// that reached only its own instance's members while the broker was down.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -45,20 +48,24 @@ func main() {
 	flag.Var(&allowed, "origin", "also allow WebSocket upgrades from pages on this host pattern (repeatable), such as *.example.com")
 	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT")
 	redisURL := flag.String("redis", "", "join rooms with other instances through this Redis server, redis://HOST:PORT")
+	var bc brokerConfig
+	flag.DurationVar(&bc.wait, "broker-wait", 5*time.Second, "how long start-up waits for the broker to answer")
+	flag.BoolVar(&bc.required, "broker-required", false, "exit if the broker does not answer within -broker-wait (default: start anyway, rooms local until it answers)")
 	flag.Parse()
+	bc.natsURL, bc.redisURL = *natsURL, *redisURL
 
-	if err := run(*addr, *token, allowed, *natsURL, *redisURL); err != nil {
+	if err := run(*addr, *token, allowed, bc); err != nil {
 		slog.Error("chat", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, token string, allowed []string, natsURL, redisURL string) error {
+func run(addr, token string, allowed []string, bc brokerConfig) error {
 	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
 	if token != "" {
 		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
 	}
-	broker, closeBroker, err := connectBroker(natsURL, redisURL)
+	broker, closeBroker, err := connectBroker(bc)
 	if err != nil {
 		return err
 	}
@@ -80,7 +87,7 @@ func run(addr, token string, allowed []string, natsURL, redisURL string) error {
 	// a supervisor sees the announcement must still shut down cleanly.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	slog.Info("chat listening", "url", "http://"+ln.Addr().String())
+	slog.Info("chat listening", "url", browserURL(ln.Addr()))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	select {
@@ -103,6 +110,20 @@ func run(addr, token string, allowed []string, natsURL, redisURL string) error {
 	}
 	slog.Info("chat stopped")
 	return nil
+}
+
+// browserURL is the URL a person can open for the listening address: an
+// address on all interfaces ("[::]:3000") is reached at localhost.
+func browserURL(a net.Addr) string {
+	host, port := a.String(), ""
+	if ta, ok := a.(*net.TCPAddr); ok {
+		host, port = ta.IP.String(), strconv.Itoa(ta.Port)
+		if ta.IP.IsUnspecified() {
+			host = "localhost"
+		}
+		host = net.JoinHostPort(host, port)
+	}
+	return "http://" + host
 }
 
 // sameToken verifies a token against the expected one in constant time.
