@@ -52,14 +52,14 @@ func brokerRestartDisconnectsNobody(t *testing.T, flag, url string, stop, start 
 	crossed := func(from *sender, to *watched, since time.Time) bool {
 		return to.heardAfter(from.name, from.sentAt, since)
 	}
-	waitUntil(t, "messages to cross before the outage", wstest.Timeout, func() bool {
+	wstest.WaitFor(t, "messages to cross before the outage", func() bool {
 		return crossed(sa, b2, time.Time{}) && crossed(sb, a2, time.Time{})
 	})
 
 	stopped := time.Now()
 	stop()
 	// Senders learn that their messages stayed local.
-	waitUntil(t, "an error frame to each sender", wstest.Timeout, func() bool {
+	wstest.WaitFor(t, "an error frame to each sender", func() bool {
 		return a1.errors() > 0 && b1.errors() > 0
 	})
 	// Members who join during the outage are let in at once.
@@ -74,18 +74,18 @@ func brokerRestartDisconnectsNobody(t *testing.T, flag, url string, stop, start 
 	a4.joinedWithin(t, wsroom.BrokerReadyTimeout)
 	b4.joinedWithin(t, wsroom.BrokerReadyTimeout)
 
-	waitUntil(t, "messages to cross again after the restart", crossAgain, func() bool {
+	wstest.WaitWithin(t, crossAgain, "messages to cross again after the restart", func() bool {
 		return crossed(sa, b2, restarted) && crossed(sb, a2, restarted)
 	})
 	resumedAB, resumedBA := b2.firstHeardAfter(sa.name, sa.sentAt, restarted), a2.firstHeardAfter(sb.name, sb.sentAt, restarted)
 	// Steady traffic after the crossing, then a last message each, which
 	// must reach everyone.
 	moreA, moreB := sa.count()+10, sb.count()+10
-	waitUntil(t, "traffic after the crossing", wstest.Timeout, func() bool {
+	wstest.WaitFor(t, "traffic after the crossing", func() bool {
 		return b2.heard("a1", moreA) && a2.heard("b1", moreB)
 	})
 	lastA, lastB := sa.stop(t), sb.stop(t)
-	waitUntil(t, "the last messages to reach every member", wstest.Timeout, func() bool {
+	wstest.WaitFor(t, "the last messages to reach every member", func() bool {
 		return a2.heard("a1", lastA) && b2.heard("a1", lastA) && a2.heard("b1", lastB) && b2.heard("b1", lastB) &&
 			a1.heard("a1", lastA) && b1.heard("b1", lastB)
 	})
@@ -167,18 +167,6 @@ func sameSeq(got []int, n int) bool {
 }
 
 func head(xs []int) []int { return xs[:min(len(xs), 5)] }
-
-// waitUntil polls cond until it holds, failing the test after d.
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // watched is a chat member whose frames a goroutine records as they come.
 type watched struct {

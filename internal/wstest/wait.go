@@ -10,10 +10,17 @@ import (
 // not what the test relies on.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
+	WaitWithin(t, Timeout, what, cond)
+}
+
+// WaitWithin is WaitFor with a deadline of d, for a test whose claim is
+// that cond comes to hold within d.
+func WaitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", Timeout, what)
+			t.Fatalf("timed out after %v waiting for %s", d, what)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
