@@ -212,3 +212,52 @@ func ExampleEndpoint_Shutdown() {
 		log.Print("connections still closing: ", err)
 	}
 }
+
+// To send to one user, wherever they are connected (several tabs, any
+// instance behind a broker), give every user a room of their own and
+// publish to it: a direct message is a publish to the recipient's room.
+func ExampleRooms_oneRoomPerUser() {
+	type Out struct {
+		From string `json:"from"`
+		Text string `json:"text"`
+	}
+	type In struct {
+		To   string `json:"to"`
+		Text string `json:"text"`
+	}
+	inboxes := wsroom.NewRooms[Out]() // wsroom.WithBroker(b) to span instances
+	dm := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+		me := c.Context().Value(userKey{}).(string) // set by your Guard
+		leave, err := inboxes.Room("user:" + me).Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			if err := inboxes.Room("user:" + msg.To).Publish(Out{From: me, Text: msg.Text}); errors.Is(err, wsroom.ErrBroker) {
+				_ = c.Send(Out{From: "server", Text: "not delivered to other servers"})
+			}
+		}
+		return nil
+	})
+	http.Handle("GET /dm", dm)
+}
+
+// Members lists the connections in a room on this instance (presence
+// across instances is not in wsroom yet): here, the names they joined
+// with, taken from their upgrade requests.
+func ExampleRoom_Members() {
+	rooms := wsroom.NewRooms[string]()
+	names := func(room string) []string {
+		var out []string
+		for c := range rooms.Room(room).Members() {
+			out = append(out, c.Request().URL.Query().Get("name"))
+		}
+		return out
+	}
+	fmt.Println(names("lobby")) // nobody yet
+	// Output: []
+}
