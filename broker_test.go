@@ -223,6 +223,34 @@ func TestJoinReturnsAfterBrokerReadyTimeoutWhenTheBrokerNeverConfirms(t *testing
 	}
 }
 
+func TestALateJoinerWaitsNoLongerThanTheRoomsFirst(t *testing.T) {
+	g := &gatedBroker{ready: map[string]chan struct{}{}}
+	rooms := wsroom.NewRooms[string](wsroom.WithBroker(g))
+	subscribed := time.Now()
+	first := make(chan error, 1)
+	go func() {
+		_, err := rooms.Room("late").SubscribeFunc(func(string) {})
+		first <- err
+	}()
+	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.ready["late"] != nil
+	})
+	time.Sleep(wsroom.BrokerReadyTimeout / 2) // the scenario: the second member arrives half-way
+	if _, err := rooms.Room("late").SubscribeFunc(func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// Both are let in when the room gives up on the broker, BrokerReadyTimeout
+	// after it subscribed: the late one does not start a timeout of its own.
+	if took := time.Since(subscribed); took > wsroom.BrokerReadyTimeout+wsroom.BrokerReadyTimeout/4 {
+		t.Fatalf("the late member was let in %v after the room subscribed, want about %v", took, wsroom.BrokerReadyTimeout)
+	}
+}
+
 func TestBrokerErrorsNeverFailJoinAndPublishSaysErrBroker(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	g := &gatedBroker{ready: map[string]chan struct{}{}, down: true}

@@ -171,8 +171,8 @@ func (c *conn) closeWith(by closer, code StatusCode, reason string, mode closeMo
 	if started != nil {
 		started()
 	}
+	c.stopReading() // first: a reader woken by the context must find reads over
 	c.cancel(cause)
-	c.stopReading()
 	if mode == abandon {
 		_ = c.raw.SetWriteDeadline(aLongTimeAgo)
 	}
@@ -203,8 +203,8 @@ func (c *conn) finish(cause *CloseError) {
 	c.mu.Unlock()
 
 	c.finished.Store(true)
+	c.stopReading() // first: a reader woken by the context must find reads over
 	c.cancel(cause)
-	c.stopReading()
 	_ = c.raw.SetWriteDeadline(aLongTimeAgo) // interrupt a blocked write
 	go c.linger()
 }

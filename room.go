@@ -13,7 +13,7 @@ import (
 // Rooms is a registry of rooms of messages of type M, keyed by name. It is
 // safe for concurrent use, and reading it takes no lock.
 type Rooms[M any] struct {
-	live     sync.Map     // name → *Room[M], for exactly the rooms that have subscribers
+	live     sync.Map     // name → *Room[M], for exactly the rooms that have subscribers or first ones waiting for the broker
 	count    atomic.Int64 // rooms in live
 	maxRooms int64
 	broker   Broker
@@ -23,7 +23,7 @@ type Rooms[M any] struct {
 
 // RoomsStats is a snapshot of a registry's counters.
 type RoomsStats struct {
-	Rooms           int64 // rooms with subscribers now
+	Rooms           int64 // rooms with subscribers now (or first ones waiting for the broker)
 	BrokerErrors    int64 // publishes the broker did not take (Publish returned ErrBroker; Join's announcement)
 	RemoteDelivered int64 // messages from other processes handed to local subscribers
 	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
@@ -73,14 +73,16 @@ func (rs *Rooms[M]) Room(name string) *Room[M] {
 	return &Room[M]{rooms: rs, name: name}
 }
 
-// All yields every room that has subscribers, with its name.
+// All yields every room that has subscribers (or first ones waiting for
+// the broker), with its name.
 func (rs *Rooms[M]) All() iter.Seq2[string, *Room[M]] {
 	return func(yield func(string, *Room[M]) bool) {
 		rs.live.Range(func(k, v any) bool { return yield(k.(string), v.(*Room[M])) })
 	}
 }
 
-// Len returns the number of rooms that have subscribers.
+// Len returns the number of rooms that have subscribers (or first ones
+// waiting for the broker).
 func (rs *Rooms[M]) Len() int { return int(rs.count.Load()) }
 
 // Room is a named set of subscribers. Publish hands each message to all of
@@ -105,6 +107,7 @@ type Room[M any] struct {
 	mu           sync.Mutex // serialises changes of the set; guards the fields below
 	cancelBroker func()
 	brokerReady  <-chan struct{} // until in effect: closed once the broker subscription is (see Broker); nil after
+	readyBy      time.Time       // when waiting for brokerReady ends, for every waiter alike
 	joining      int             // subscribers waiting for brokerReady: the room stays in the registry, empty if need be
 }
 
@@ -213,8 +216,9 @@ func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 // steps, Subscribe then Publish, would let a concurrent message reach c
 // first. It returns the func that removes c, as Subscribe does, and waits
 // for the broker as Subscribe does: a joiner that receives its own
-// announcement is already subscribed on the broker, so whatever is
-// published from then on, in any process, reaches it.
+// announcement is subscribed on the broker (unless the broker is down, or
+// did not confirm within BrokerReadyTimeout), so whatever is published
+// from then on, in any process, reaches it.
 //
 // The error is ErrTooManyRooms (see Subscribe) or an encoding error, and c
 // has then not joined. A broker never makes Join fail: when it cannot take
@@ -289,10 +293,11 @@ func isClosed(ready <-chan struct{}) bool {
 	}
 }
 
-// awaitBroker waits for a room's broker subscription to be in effect, for
-// at most BrokerReadyTimeout.
-func awaitBroker(ready <-chan struct{}) {
-	t := time.NewTimer(BrokerReadyTimeout)
+// awaitBroker waits for a room's broker subscription to be in effect, until
+// readyBy at the latest: BrokerReadyTimeout after the room subscribed, so
+// that a member who arrives late does not wait longer than the first.
+func awaitBroker(ready <-chan struct{}, readyBy time.Time) {
+	t := time.NewTimer(time.Until(readyBy))
 	defer t.Stop()
 	select {
 	case <-ready:
@@ -330,6 +335,7 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 			room.set.Store(set) // in the registry, empty while s waits below
 			if b := room.rooms.broker; b != nil {
 				room.cancelBroker, room.brokerReady = b.Subscribe(room.name, room.deliverRemote)
+				room.readyBy = time.Now().Add(BrokerReadyTimeout)
 			}
 		}
 		if ready := room.brokerReady; ready != nil && !isClosed(ready) {
@@ -337,8 +343,9 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 			// announcement) only once the broker's subscription is in
 			// effect; the room stays in the registry meanwhile.
 			room.joining++
+			readyBy := room.readyBy
 			room.mu.Unlock()
-			awaitBroker(ready)
+			awaitBroker(ready, readyBy)
 			room.mu.Lock()
 			room.joining--
 			if room.brokerReady == ready {
