@@ -529,3 +529,22 @@ func TestShortChannelNames(t *testing.T) {
 		}
 	}
 }
+
+// An error reply from Redis is not an outage: Redis answered. The publish
+// fails with Redis's error, but the next ones still try Redis.
+func TestAnErrorReplyDoesNotOpenTheBreaker(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	srv := ownRedis(t)
+	admin := newClient(t, srv.Addr)
+	ctx := context.Background()
+	if err := admin.Do(ctx, "ACL", "SETUSER", "nopublish", "on", ">secret", "~*", "&*", "+@all", "-publish").Err(); err != nil {
+		t.Fatal(err)
+	}
+	b := newBroker(t, srv.Addr, []func(*redis.Options){func(o *redis.Options) { o.Username, o.Password = "nopublish", "secret" }})
+	for i := range 5 {
+		err := b.Publish("r", []byte(`{}`))
+		if err == nil || !strings.Contains(err.Error(), "NOPERM") || errors.Is(err, redisbroker.ErrUnavailable) {
+			t.Fatalf("publish %d: %v, want Redis's NOPERM reply, not ErrUnavailable", i, err)
+		}
+	}
+}

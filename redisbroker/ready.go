@@ -25,7 +25,7 @@ var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); ret
 // again) releases nobody. It is safe for concurrent use; Broker.mu may be
 // held when calling it, never the other way round.
 type readiness struct {
-	timeout time.Duration // the longest a subscription waits: the health-check interval
+	timeout time.Duration // the longest a subscription waits: a second, or the health-check interval if shorter
 
 	mu sync.Mutex
 	// confirmed maps each channel whose SUBSCRIBE was written, and that

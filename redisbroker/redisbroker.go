@@ -87,7 +87,8 @@
 // the subscription connection failed a read or write and has not read
 // since), Subscribe's ready is closed at once, and the subscriptions
 // waiting for a PONG are released when the Broker learns of it; a PONG
-// that does not come within the health-check interval releases them too.
+// that does not come within a second (or the health-check interval, if
+// shorter) releases them too.
 // The room is subscribed all the same: when the subscription connection
 // fails (Redis restarted, the network went away), go-redis dials again
 // and subscribes the connection to every room that has local members,
@@ -142,6 +143,10 @@ const (
 	DefaultPublishTimeout = time.Second
 	DefaultHealthCheck    = 5 * time.Second
 )
+
+// maxReadyWait bounds how long a subscription waits for Redis to confirm
+// it, well within wsroom.BrokerReadyTimeout.
+const maxReadyWait = time.Second
 
 // Bounds of the backoff between attempts to reach Redis again.
 const (
@@ -272,7 +277,7 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		subs:           map[string][]*subscription{},
 		dirty:          map[string]struct{}{},
 		wake:           make(chan struct{}, 1),
-		ready:          newReadiness(cfg.healthCheck),
+		ready:          newReadiness(min(cfg.healthCheck, maxReadyWait)),
 	}
 }
 
@@ -299,6 +304,12 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
 	defer cancel()
 	err := b.client.Publish(ctx, b.channel(room), msg).Err()
+	if isServerError(err) {
+		// Redis answered (NOPERM, OOM, LOADING...): not an outage, so the
+		// breaker stays closed and joins keep waiting for confirmations.
+		b.publishErrors.Add(1)
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
+	}
 	if b.breaker.done(err) {
 		b.wg.Add(1) // before Close waits: Close takes publishing first
 		go b.probe()
@@ -316,10 +327,10 @@ func (b *Broker) Publish(room string, payload []byte) error {
 // room, until cancel is called. It returns at once: the room's channel is
 // subscribed in the background, and ready is closed once Redis has applied
 // that SUBSCRIBE (at once if the channel's subscription is already in
-// effect), or once the Broker knows Redis is unreachable, or after the
-// health-check interval without an answer. Messages published before
-// ready is closed may not be delivered. After Close it does nothing and
-// ready is closed.
+// effect), or once the Broker knows Redis is unreachable, or after a
+// second (or the health-check interval, if shorter) without an answer.
+// Messages published before ready is closed may not be delivered. After
+// Close it does nothing and ready is closed.
 func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func(), ready <-chan struct{}) {
 	ch, s := b.channel(room), &subscription{deliver: deliver}
 	b.mu.Lock()
@@ -419,4 +430,11 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	b.ready.release()
 	return err
+}
+
+// isServerError reports whether err is an error reply from Redis, which
+// reached it, rather than a failure to reach it.
+func isServerError(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re)
 }

@@ -137,7 +137,12 @@ func (b *Broker) receive() {
 		if err != nil {
 			if !probing && isSilence(err) {
 				ctx, cancel := context.WithTimeout(b.ctx, b.healthCheck)
-				_ = b.ps.Ping(ctx) // a failed write makes go-redis reconnect
+				if b.ps.Ping(ctx) != nil {
+					// The write failed and go-redis reconnects: rooms are
+					// confirmed again only on the new connection.
+					b.connErrors.Add(1)
+					b.connLost()
+				}
 				cancel()
 				probing = true
 				continue
