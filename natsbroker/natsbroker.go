@@ -58,6 +58,12 @@
 // [wsroom.ErrBroker], so errors.Is holds for both, and the room counts it
 // in BrokerErrors of [wsroom.Rooms.Stats]. Local members have the message
 // regardless; Join does not fail, its announcement just stays local.
+// Publish reads the status without nats.go's connection lock (a watcher
+// keeps it from nats.go's status events), so it fails at once even while
+// nats.go is in the middle of a reconnect attempt, which holds that lock
+// while it dials and handshakes (up to the connection's Timeout, 2 s by
+// default, against a server that accepts and does not answer). Subscribe
+// and cancel do take the lock: in that window they wait for the attempt.
 // Broker publishes never go into nats.go's reconnect buffer, so whatever
 // ReconnectBufSize the connection has, an outage is visible to the caller
 // and nothing published during it arrives late. What cannot be seen is a
@@ -139,7 +145,8 @@ type Broker struct {
 	published, publishErrors, delivered, droppedEcho, droppedInvalid atomic.Int64
 	subscribeErrors                                                  atomic.Int64
 
-	confirm confirmer // closes new subscriptions' ready
+	confirm confirmer   // closes new subscriptions' ready
+	watch   statusWatch // the connection's status, for Publish
 }
 
 var _ wsroom.Broker = (*Broker)(nil)
@@ -203,6 +210,7 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 		return nil, fmt.Errorf("natsbroker: %w", nats.ErrHeadersNotSupported)
 	}
 	b.header = nats.Header{OriginHeader: []string{b.id}}
+	b.watch.start(nc)
 	return b, nil
 }
 
@@ -229,7 +237,7 @@ func (b *Broker) publish(room string, payload []byte) error {
 	if b.closed.Load() {
 		return ErrClosed
 	}
-	switch st := b.nc.Status(); st {
+	switch st := b.watch.current(); st {
 	case nats.RECONNECTING, nats.DISCONNECTED, nats.CONNECTING:
 		return fmt.Errorf("%w (connection %s)", ErrNotConnected, st)
 	}
@@ -242,9 +250,10 @@ func (b *Broker) publish(room string, payload []byte) error {
 // Subscribe hands deliver the payloads other processes publish to room,
 // one at a time and in order, until cancel is called. Neither Subscribe nor
 // cancel waits for the network: nats.go buffers the subscription, sends it
-// when it can and again after every reconnection (both take the
+// when it can and again after every reconnection. Both take the
 // connection's lock, which nats.go holds while it writes buffered protocol
-// to the socket).
+// to the socket, and during a reconnect attempt while it dials and
+// handshakes (see Outages).
 //
 // ready is closed once the server has the subscription, which a round
 // trip behind it confirms (one PING for all the subscriptions made
@@ -321,6 +330,7 @@ func (b *Broker) Close() error {
 	}
 	b.subs = nil
 	b.mu.Unlock()
+	b.watch.end()
 	return nil
 }
 

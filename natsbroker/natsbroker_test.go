@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -485,5 +486,54 @@ func TestBrokerOnAConnectionNotYetConnected(t *testing.T) {
 	brokertest.Await(t, a, "early", inB)
 	if err := b.Publish("early", []byte(`{}`)); err != nil {
 		t.Fatalf("Publish once connected: %v", err)
+	}
+}
+
+// While nats.go is in a reconnect attempt against a server that accepts
+// connections and never answers, it holds its connection lock for up to its
+// connect Timeout: Publish must still fail at once.
+func TestPublishFailsAtOnceDuringAReconnectAttemptThatHangs(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ns := newServer(t)
+	a := newBroker(t, connect(t, ns.url()))
+	if err := a.Publish("r", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	ns.stop()
+	// A listener on the server's port that accepts and says nothing.
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", ns.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		for c := range accepted {
+			_ = c.Close()
+		}
+	}()
+	select {
+	case c := <-accepted: // nats.go is now in its attempt, holding its lock
+		defer c.Close()
+	case <-time.After(wstest.Timeout):
+		t.Fatal("nats.go never tried to reconnect")
+	}
+	for i := range 20 {
+		began := time.Now()
+		err := a.Publish("r", []byte(`{}`))
+		if took := time.Since(began); !errors.Is(err, natsbroker.ErrNotConnected) || took > 100*time.Millisecond {
+			t.Fatalf("publish %d during a hanging reconnect attempt: %v after %v, want ErrNotConnected at once", i, err, took)
+		}
 	}
 }
