@@ -9,7 +9,7 @@
 //	rooms := wsroom.NewRooms[Out]()
 //	chat := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
 //		room := rooms.Room(c.Request().PathValue("room"))
-//		user := c.Request().URL.Query().Get("user")
+//		user := c.Request().URL.Query().Get("username")
 //		leave, err := room.Join(c, Out{Type: "joined", User: user}) // subscribe + announce, one step
 //		if err != nil {
 //			return err // ErrTooManyRooms: a broker outage never fails Join
