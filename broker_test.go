@@ -150,6 +150,13 @@ func (g *gatedBroker) Subscribe(room string, _ func([]byte)) (func(), <-chan str
 	return func() {}, ch
 }
 
+// subscribed reports whether a room has subscribed on the broker.
+func (g *gatedBroker) subscribed(room string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.ready[room] != nil
+}
+
 func (g *gatedBroker) confirm(room string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -164,11 +171,7 @@ func TestJoinWaitsForTheBrokerToConfirmTheSubscription(t *testing.T) {
 		_, err := rooms.Room("r").SubscribeFunc(func(string) {})
 		joined <- err
 	}()
-	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return g.ready["r"] != nil
-	})
+	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool { return g.subscribed("r") })
 	select {
 	case err := <-joined:
 		t.Fatalf("SubscribeFunc returned (%v) before the broker confirmed", err)
@@ -232,11 +235,7 @@ func TestALateJoinerWaitsNoLongerThanTheRoomsFirst(t *testing.T) {
 		_, err := rooms.Room("late").SubscribeFunc(func(string) {})
 		first <- err
 	}()
-	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return g.ready["late"] != nil
-	})
+	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool { return g.subscribed("late") })
 	time.Sleep(wsroom.BrokerReadyTimeout / 2) // the scenario: the second member arrives half-way
 	if _, err := rooms.Room("late").SubscribeFunc(func(string) {}); err != nil {
 		t.Fatal(err)
@@ -280,11 +279,7 @@ func TestBrokerErrorsNeverFailJoinAndPublishSaysErrBroker(t *testing.T) {
 		return nil
 	})
 	c := wstest.Dial(t, srv.URL+"/ws/down")
-	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return g.ready["down"] != nil
-	})
+	wstest.WaitFor(t, "the room to subscribe on the broker", func() bool { return g.subscribed("down") })
 	g.confirm("down")
 	if err := <-joinErr; err != nil {
 		t.Fatalf("Join failed while the broker is down: %v", err)

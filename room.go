@@ -338,20 +338,21 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 				room.readyBy = time.Now().Add(BrokerReadyTimeout)
 			}
 		}
-		if ready := room.brokerReady; ready != nil && !isClosed(ready) {
-			// s becomes visible to publishers (and a joiner gets its
-			// announcement) only once the broker's subscription is in
-			// effect; the room stays in the registry meanwhile.
-			room.joining++
-			readyBy := room.readyBy
-			room.mu.Unlock()
-			awaitBroker(ready, readyBy)
-			room.mu.Lock()
-			room.joining--
-			if room.brokerReady == ready {
-				room.brokerReady = nil // in effect, or given up on: nobody waits again
+		if ready := room.brokerReady; ready != nil {
+			if !isClosed(ready) {
+				// s becomes visible to publishers (and a joiner gets its
+				// announcement) only once the broker's subscription is in
+				// effect; the room stays in the registry meanwhile, and
+				// its subscription cannot change while anyone waits.
+				room.joining++
+				readyBy := room.readyBy
+				room.mu.Unlock()
+				awaitBroker(ready, readyBy)
+				room.mu.Lock()
+				room.joining--
+				set = room.set.Load()
 			}
-			set = room.set.Load()
+			room.brokerReady = nil // in effect, or given up on: nobody waits again
 		}
 		if before != nil {
 			before(set)

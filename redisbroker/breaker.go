@@ -35,10 +35,11 @@ func (k *breaker) allow() error {
 	return fmt.Errorf("%w (last error: %v)", ErrUnavailable, k.lastErr)
 }
 
-// done records the outcome of a publish that tried Redis and reports
-// whether it opened the breaker: the caller then starts the probe.
-func (k *breaker) done(err error) (opened bool) {
-	if err == nil {
+// done records the outcome of a publish that tried Redis (whether Redis
+// was unreachable, and the error) and reports whether it opened the
+// breaker: the caller then starts the probe.
+func (k *breaker) done(unreachable bool, err error) (opened bool) {
+	if !unreachable {
 		if k.open.Load() {
 			k.reset()
 		}

@@ -304,19 +304,18 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
 	defer cancel()
 	err := b.client.Publish(ctx, b.channel(room), msg).Err()
-	if isServerError(err) {
-		// Redis answered (NOPERM, OOM, LOADING...): not an outage, so the
-		// breaker stays closed and joins keep waiting for confirmations.
-		b.publishErrors.Add(1)
-		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
+	// An error reply (NOPERM, OOM, LOADING...) is Redis answering: only a
+	// failure to reach it opens the breaker and releases waiting joins.
+	unreachable := err != nil && !isServerError(err)
+	if unreachable {
+		b.ready.release() // no subscription waits for a Redis it cannot reach
 	}
-	if b.breaker.done(err) {
+	if b.breaker.done(unreachable, err) {
 		b.wg.Add(1) // before Close waits: Close takes publishing first
 		go b.probe()
 	}
 	if err != nil {
 		b.publishErrors.Add(1)
-		b.ready.release() // Redis is unreachable: no subscription waits for it
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	b.published.Add(1)
