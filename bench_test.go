@@ -1,10 +1,11 @@
 package wsroom
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"testing"
 	"time"
@@ -59,14 +60,9 @@ func (discardWriter) writev(_ *worker, l *frameList) (frames, bytes int, err err
 func stubConns[M any](n int) ([]*Conn[M], *server) {
 	srv := newServer(newConfig([]Option{WithSendQueue(1<<20, 1<<30), WithOverflow(OverflowDrop)}))
 	conns := make([]*Conn[M], n)
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
 	for i := range conns {
-		cc := new(Conn[M])
-		c := &cc.c
-		c.id, c.cfg, c.stats, c.owner, c.raw = uint64(i+1), srv.cfg, &srv.stats, srv, discardConn{}
-		c.ctx, c.cancel = context.WithCancelCause(context.Background())
-		c.flushFn = c.flush
-		c.direct = discardWriter{}
-		conns[i] = cc
+		conns[i] = newConn[M](connConfig{server: srv, raw: discardConn{}, direct: discardWriter{}, req: req})
 	}
 	return conns, srv
 }
@@ -75,9 +71,9 @@ func stubConns[M any](n int) ([]*Conn[M], *server) {
 func drained[M any](conns []*Conn[M]) {
 	for _, cc := range conns {
 		for {
-			cc.c.mu.Lock()
-			idle := !cc.c.scheduled
-			cc.c.mu.Unlock()
+			cc.conn.mu.Lock()
+			idle := !cc.conn.scheduled
+			cc.conn.mu.Unlock()
 			if idle {
 				break
 			}

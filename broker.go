@@ -1,9 +1,6 @@
 package wsroom
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // A Broker carries rooms' messages between processes, so that a room spans
 // every instance of a service. Rooms use it only when given one (WithBroker);
@@ -38,28 +35,3 @@ type Broker interface {
 // for a broker to confirm a room's subscription (see Broker). Past it they
 // return anyway: the member is in the room locally.
 const BrokerReadyTimeout = 2 * time.Second
-
-// ErrBroker is wrapped by the error Publish returns when the message
-// reached the room's members in this process but the broker did not take
-// it (it is down, reconnecting, or refused it): members in other processes
-// may not receive it, and never will later. Nothing is wrong with the
-// connection that published: a handler should tell its client, not
-// return the error. Such publishes are counted in RoomsStats.BrokerErrors.
-var ErrBroker = errors.New("wsroom: not delivered to other processes")
-
-// A RoomsOption configures a Rooms registry.
-type RoomsOption func(*roomsConfig)
-
-type roomsConfig struct {
-	broker   Broker
-	maxRooms int
-}
-
-// WithMaxRooms caps the rooms that may have subscribers at once; a
-// subscription that would create one more fails with ErrTooManyRooms.
-// Zero, the default, means no cap.
-func WithMaxRooms(n int) RoomsOption { return func(c *roomsConfig) { c.maxRooms = n } }
-
-// WithBroker joins the registry's rooms with the rooms of the same names in
-// every process using the same broker.
-func WithBroker(b Broker) RoomsOption { return func(c *roomsConfig) { c.broker = b } }

@@ -60,8 +60,12 @@ func New[In, Out any](handler Handler[In, Out], opts ...Option) *Endpoint[In, Ou
 // WithOriginPatterns), 401 or 403 from the guard, 503 while shutting down or
 // at the connection cap.
 func (e *Endpoint[In, Out]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	cc := new(Conn[Out])
-	if !e.srv.accept(w, r, &cc.c) {
+	cfg, pending, ok := e.srv.accept(w, r)
+	if !ok {
+		return
+	}
+	cc := newConn[Out](cfg)
+	if !e.srv.upgrade(&cc.conn, pending) {
 		return
 	}
 	// The handler gets a goroutine of its own and ServeHTTP returns: the
@@ -72,20 +76,20 @@ func (e *Endpoint[In, Out]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serve runs the handler of an upgraded connection, then closes it.
 func (e *Endpoint[In, Out]) serve(cc *Conn[Out]) {
-	defer cc.c.release()
+	c := &cc.conn
+	defer c.release()
 	err, panicked := e.call(cc)
-	c := &cc.c
 	c.leaveRooms()
 	var ce *CloseError
 	switch {
 	case panicked:
-		c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue, nil)
+		c.closeInternalError(nil) // logged with its stack already
 	case err == nil:
-		c.closeWith(closedByHandler, StatusNormalClosure, "", afterQueue, nil)
+		c.closeByHandler(StatusNormalClosure, "")
 	case errors.As(err, &ce) && validCloseCode(ce.Code):
-		c.closeWith(closedByHandler, ce.Code, ce.Reason, afterQueue, nil)
+		c.closeByHandler(ce.Code, ce.Reason)
 	default:
-		c.closeWith(closedByServer, StatusInternalError, "internal error", afterQueue, func() {
+		c.closeInternalError(func() {
 			e.srv.cfg.logger.Error("wsroom: handler failed", "conn", c.id, "path", c.req.URL.Path, "error", err)
 		})
 	}
@@ -96,11 +100,11 @@ func (e *Endpoint[In, Out]) call(cc *Conn[Out]) (err error, panicked bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			panicked = true
-			e.srv.cfg.logger.Error("wsroom: handler panicked", "conn", cc.c.id, "path", cc.c.req.URL.Path,
+			e.srv.cfg.logger.Error("wsroom: handler panicked", "conn", cc.conn.id, "path", cc.conn.req.URL.Path,
 				"panic", p, "stack", string(debug.Stack()))
 		}
 	}()
-	return e.handler(cc, messages[In](&cc.c, e.schemas)), false
+	return e.handler(cc, messages[In](&cc.conn, e.schemas)), false
 }
 
 // Shutdown refuses new upgrades with 503, closes every connection with

@@ -23,17 +23,6 @@ const (
 	DefaultRateBurst        = 1000             // inbound messages a connection may send at once without waiting
 )
 
-// closeLinger bounds how long a closed connection waits for the peer to
-// finish its side of the closing handshake before the socket is dropped.
-const closeLinger = 2 * time.Second
-
-// readBufferSize is the size of each connection's read buffer, which an
-// idle connection holds too. A message larger than the buffer is read
-// straight into its destination, so a small buffer costs large messages
-// nothing; small messages that arrive together take a read call per
-// kilobyte. (gws's default is 4 KiB.)
-const readBufferSize = 1 << 10
-
 // An Option configures an Endpoint.
 type Option func(*config)
 
@@ -60,7 +49,7 @@ type config struct {
 }
 
 func newConfig(opts []Option) *config {
-	c := &config{
+	cfg := &config{
 		readLimit:        DefaultReadLimit,
 		queueFrames:      DefaultSendQueueFrames,
 		queueBytes:       DefaultSendQueueBytes,
@@ -73,38 +62,38 @@ func newConfig(opts []Option) *config {
 		errorReply:       defaultErrorReply,
 	}
 	for _, o := range opts {
-		o(c)
+		o(cfg)
 	}
-	if c.logger == nil {
-		c.logger = slog.Default()
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
 	}
-	if c.reflector == nil {
-		c.reflector = new(jsonschema.Reflector)
+	if cfg.reflector == nil {
+		cfg.reflector = new(jsonschema.Reflector)
 	}
-	return c
+	return cfg
 }
 
 // validate reports a setting that cannot work.
-func (c *config) validate() error {
+func (cfg *config) validate() error {
 	switch {
-	case c.readLimit <= 0:
-		return fmt.Errorf("wsroom: read limit %d: must be positive", c.readLimit)
-	case c.queueFrames <= 0 || c.queueBytes <= 0:
-		return fmt.Errorf("wsroom: send queue of %d frames, %d bytes: both must be positive", c.queueFrames, c.queueBytes)
-	case c.writeTimeout <= 0:
-		return fmt.Errorf("wsroom: write timeout %v: must be positive", c.writeTimeout)
-	case c.handshakeTimeout <= 0:
-		return fmt.Errorf("wsroom: handshake timeout %v: must be positive", c.handshakeTimeout)
-	case c.pingInterval > 0 && c.idleTimeout <= c.pingInterval:
-		return fmt.Errorf("wsroom: idle timeout %v must exceed the ping interval %v", c.idleTimeout, c.pingInterval)
-	case c.rate < 0 || (c.rate > 0 && c.burst < 1):
-		return fmt.Errorf("wsroom: rate limit %v/s with burst %d: want a positive rate and burst, or rate 0", c.rate, c.burst)
-	case c.maxConnections < 0:
-		return fmt.Errorf("wsroom: max connections %d: must not be negative", c.maxConnections)
-	case c.errorReply == nil:
+	case cfg.readLimit <= 0:
+		return fmt.Errorf("wsroom: read limit %d: must be positive", cfg.readLimit)
+	case cfg.queueFrames <= 0 || cfg.queueBytes <= 0:
+		return fmt.Errorf("wsroom: send queue of %d frames, %d bytes: both must be positive", cfg.queueFrames, cfg.queueBytes)
+	case cfg.writeTimeout <= 0:
+		return fmt.Errorf("wsroom: write timeout %v: must be positive", cfg.writeTimeout)
+	case cfg.handshakeTimeout <= 0:
+		return fmt.Errorf("wsroom: handshake timeout %v: must be positive", cfg.handshakeTimeout)
+	case cfg.pingInterval > 0 && cfg.idleTimeout <= cfg.pingInterval:
+		return fmt.Errorf("wsroom: idle timeout %v must exceed the ping interval %v", cfg.idleTimeout, cfg.pingInterval)
+	case cfg.rate < 0 || (cfg.rate > 0 && cfg.burst < 1):
+		return fmt.Errorf("wsroom: rate limit %v/s with burst %d: want a positive rate and burst, or rate 0", cfg.rate, cfg.burst)
+	case cfg.maxConnections < 0:
+		return fmt.Errorf("wsroom: max connections %d: must not be negative", cfg.maxConnections)
+	case cfg.errorReply == nil:
 		return fmt.Errorf("wsroom: WithErrorReply(nil)")
 	}
-	return validatePatterns(c.originPatterns)
+	return validatePatterns(cfg.originPatterns)
 }
 
 // OverflowPolicy says what happens when a message meets a full send queue.
@@ -158,67 +147,67 @@ const (
 )
 
 // WithGuard runs g before every upgrade; see Guard.
-func WithGuard(g Guard) Option { return func(c *config) { c.guard = g } }
+func WithGuard(g Guard) Option { return func(cfg *config) { cfg.guard = g } }
 
 // WithOriginPatterns allows cross-origin upgrades from hosts matching any of
 // the patterns (path.Match syntax against the Origin's host, such as
 // "example.com" or "*.example.com"; "*" allows every origin). Without it only
 // same-host origins and requests with no Origin header are accepted.
 func WithOriginPatterns(patterns ...string) Option {
-	return func(c *config) {
+	return func(cfg *config) {
 		for _, p := range patterns {
-			c.originPatterns = append(c.originPatterns, strings.ToLower(p)) // hosts match without case
+			cfg.originPatterns = append(cfg.originPatterns, strings.ToLower(p)) // hosts match without case
 		}
 	}
 }
 
 // WithReadLimit sets the largest inbound message in bytes; a larger one
 // closes the connection with StatusMessageTooBig. Default DefaultReadLimit.
-func WithReadLimit(n int) Option { return func(c *config) { c.readLimit = n } }
+func WithReadLimit(n int) Option { return func(cfg *config) { cfg.readLimit = n } }
 
 // WithSendQueue bounds each connection's queue of outbound frames by count
 // and by bytes (frames being written count until written). A single frame
 // larger than the byte bound is accepted only into an empty queue.
 // Defaults DefaultSendQueueFrames and DefaultSendQueueBytes.
 func WithSendQueue(frames, bytes int) Option {
-	return func(c *config) { c.queueFrames, c.queueBytes = frames, bytes }
+	return func(cfg *config) { cfg.queueFrames, cfg.queueBytes = frames, bytes }
 }
 
 // WithOverflow sets what a full send queue does. Default OverflowClose.
-func WithOverflow(p OverflowPolicy) Option { return func(c *config) { c.overflow = p } }
+func WithOverflow(p OverflowPolicy) Option { return func(cfg *config) { cfg.overflow = p } }
 
 // WithInvalid sets what an invalid inbound message does. Default InvalidReply.
-func WithInvalid(p InvalidPolicy) Option { return func(c *config) { c.invalid = p } }
+func WithInvalid(p InvalidPolicy) Option { return func(cfg *config) { cfg.invalid = p } }
 
 // WithErrorReply sets the value sent (encoded as JSON) to a client whose
 // message was rejected under InvalidReply. The default reply is
 // {"type":"error","error":"<reason>"}.
 func WithErrorReply(reply func(*InvalidMessageError) any) Option {
-	return func(c *config) { c.errorReply = reply }
+	return func(cfg *config) { cfg.errorReply = reply }
 }
 
 // WithWriteTimeout bounds each write to the socket; a client that accepts no
 // bytes for that long is disconnected. Default DefaultWriteTimeout.
-func WithWriteTimeout(d time.Duration) Option { return func(c *config) { c.writeTimeout = d } }
+func WithWriteTimeout(d time.Duration) Option { return func(cfg *config) { cfg.writeTimeout = d } }
 
 // WithHeartbeat makes the server ping every interval and close, with
 // StatusGoingAway and reason "idle timeout", a connection from which nothing
 // (message, ping or pong) arrived for idle. A zero interval turns both off.
 // Defaults DefaultPingInterval and DefaultIdleTimeout.
 func WithHeartbeat(interval, idle time.Duration) Option {
-	return func(c *config) { c.pingInterval, c.idleTimeout = interval, idle }
+	return func(cfg *config) { cfg.pingInterval, cfg.idleTimeout = interval, idle }
 }
 
 // WithHandshakeTimeout bounds the writing of the upgrade response.
 // Default DefaultHandshakeTimeout.
 func WithHandshakeTimeout(d time.Duration) Option {
-	return func(c *config) { c.handshakeTimeout = d }
+	return func(cfg *config) { cfg.handshakeTimeout = d }
 }
 
 // WithMaxConnections caps the connections open at once on the endpoint;
 // upgrades above it are refused with 503 Service Unavailable and a
 // Retry-After header. Zero, the default, means no cap.
-func WithMaxConnections(n int) Option { return func(c *config) { c.maxConnections = n } }
+func WithMaxConnections(n int) Option { return func(cfg *config) { cfg.maxConnections = n } }
 
 // WithRateLimit limits the data messages each connection may send:
 // perSecond on average, burst at once (a token bucket). Past it the
@@ -228,20 +217,37 @@ func WithMaxConnections(n int) Option { return func(c *config) { c.maxConnection
 // DefaultRateBurst: generous for people and games, a ceiling on what one
 // client can make the server do.
 func WithRateLimit(perSecond float64, burst int) Option {
-	return func(c *config) { c.rate, c.burst = perSecond, burst }
+	return func(cfg *config) { cfg.rate, cfg.burst = perSecond, burst }
 }
 
 // WithRatePolicy sets what a connection past its rate limit meets.
 // Default RateThrottle.
-func WithRatePolicy(p RatePolicy) Option { return func(c *config) { c.ratePolicy = p } }
+func WithRatePolicy(p RatePolicy) Option { return func(cfg *config) { cfg.ratePolicy = p } }
 
 // WithLogger sets where the endpoint logs handler panics and errors.
 // Default slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(cfg *config) { cfg.logger = l } }
 
 // WithReflector sets the reflector that derives the JSON Schemas of In and
 // Out, to change how struct tags map to the schema (for example
 // AllowAdditionalProperties). Default: a zero jsonschema.Reflector, under
 // which unknown fields are rejected and fields without omitempty are
 // required.
-func WithReflector(r *jsonschema.Reflector) Option { return func(c *config) { c.reflector = r } }
+func WithReflector(r *jsonschema.Reflector) Option { return func(cfg *config) { cfg.reflector = r } }
+
+// A RoomsOption configures a Rooms registry.
+type RoomsOption func(*roomsConfig)
+
+type roomsConfig struct {
+	broker   Broker
+	maxRooms int
+}
+
+// WithMaxRooms caps the rooms that may have subscribers at once; a
+// subscription that would create one more fails with ErrTooManyRooms.
+// Zero, the default, means no cap.
+func WithMaxRooms(n int) RoomsOption { return func(cfg *roomsConfig) { cfg.maxRooms = n } }
+
+// WithBroker joins the registry's rooms with the rooms of the same names in
+// every process using the same broker.
+func WithBroker(b Broker) RoomsOption { return func(cfg *roomsConfig) { cfg.broker = b } }

@@ -19,7 +19,7 @@ func TestRateLimitBucketAllocatesNothing(t *testing.T) {
 	}
 	c.cfg.burst = 1
 	if n := testing.AllocsPerRun(100, func() {
-		c.tokens, c.refilled = 0, nanotime() // empty: the next token is 1 µs away
+		c.rate.tokens, c.rate.refilled = 0, nanotime() // empty: the next token is 1 µs away
 		if !c.throttle(time.Microsecond) {
 			t.Fatal("throttle gave up on an open connection")
 		}

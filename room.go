@@ -21,26 +21,6 @@ type Rooms[M any] struct {
 	brokerErrors, remoteDelivered, remoteInvalid, refused atomic.Int64
 }
 
-// RoomsStats is a snapshot of a registry's counters.
-type RoomsStats struct {
-	Rooms           int64 // rooms with subscribers now (or first ones waiting for the broker)
-	BrokerErrors    int64 // publishes the broker did not take (Publish returned ErrBroker; Join's announcement)
-	RemoteDelivered int64 // messages from other processes handed to local subscribers
-	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
-	Refused         int64 // subscriptions refused with ErrTooManyRooms
-}
-
-// Stats returns a snapshot of the registry's counters.
-func (rs *Rooms[M]) Stats() RoomsStats {
-	return RoomsStats{
-		Rooms:           rs.count.Load(),
-		BrokerErrors:    rs.brokerErrors.Load(),
-		RemoteDelivered: rs.remoteDelivered.Load(),
-		RemoteInvalid:   rs.remoteInvalid.Load(),
-		Refused:         rs.refused.Load(),
-	}
-}
-
 // NewRooms returns an empty registry.
 func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
 	var cfg roomsConfig
@@ -122,8 +102,8 @@ type members[M any] struct {
 
 // subscriber is a connection or, for in-process consumers, a func.
 type subscriber[M any] struct {
-	conn *Conn[M]
-	fn   func(M)
+	member *Conn[M]
+	fn     func(M)
 }
 
 // Name returns the room's name.
@@ -146,7 +126,7 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 			return
 		}
 		for _, s := range set.subs {
-			if s.conn != nil && !yield(s.conn) {
+			if s.member != nil && !yield(s.member) {
 				return
 			}
 		}
@@ -207,7 +187,7 @@ func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
 // room does not exist and the registry is at its cap (WithMaxRooms); a
 // broker never makes Subscribe fail.
 func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
-	return r.subscribe(&subscriber[M]{conn: c}, nil)
+	return r.subscribe(&subscriber[M]{member: c}, nil)
 }
 
 // Join subscribes c and publishes m as one step: c receives m before any
@@ -230,8 +210,8 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 		return func() {}, fmt.Errorf("wsroom: encode: %w", err)
 	}
 	var old *members[M]
-	leave, err = r.subscribe(&subscriber[M]{conn: c}, func(set *members[M]) {
-		_ = c.c.enqueue(frame) // before c is visible to any publisher
+	leave, err = r.subscribe(&subscriber[M]{member: c}, func(set *members[M]) {
+		_ = c.conn.enqueue(frame) // before c is visible to any publisher
 		old = set
 	})
 	if err != nil {
@@ -269,16 +249,16 @@ func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (fun
 	}
 	var once sync.Once
 	leave := func() { once.Do(func() { room.remove(s) }) }
-	if s.conn == nil {
+	if s.member == nil {
 		return leave, nil
 	}
 	m := &membership{leave: leave}
-	if !s.conn.c.join(m) {
+	if !s.member.conn.join(m) {
 		leave() // the handler has ended: its connection is closing
 		return leave, nil
 	}
 	return func() {
-		s.conn.c.forget(m)
+		s.member.conn.forget(m)
 		leave()
 	}, nil
 }
@@ -415,8 +395,8 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 // deliver hands one message to every subscriber in the snapshot.
 func (set *members[M]) deliver(m M, frame []byte) {
 	for _, s := range set.subs {
-		if s.conn != nil {
-			_ = s.conn.c.enqueue(frame)
+		if s.member != nil {
+			_ = s.member.conn.enqueue(frame)
 		} else {
 			s.fn(m)
 		}
@@ -427,7 +407,7 @@ func (set *members[M]) with(s *subscriber[M]) *members[M] {
 	next := &members[M]{subs: make([]*subscriber[M], len(set.subs), len(set.subs)+1), conns: set.conns}
 	copy(next.subs, set.subs)
 	next.subs = append(next.subs, s)
-	if s.conn != nil {
+	if s.member != nil {
 		next.conns++
 	}
 	return next
@@ -440,7 +420,7 @@ func (set *members[M]) without(s *subscriber[M]) *members[M] {
 			next.subs = append(next.subs, x)
 		}
 	}
-	if s.conn != nil {
+	if s.member != nil {
 		next.conns--
 	}
 	return next

@@ -1,13 +1,8 @@
 package wsroom
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net/http"
-	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/lxzan/gws"
 )
@@ -27,9 +22,6 @@ type server struct {
 	wg       sync.WaitGroup // one count per admitted connection, until retired
 }
 
-// lastID numbers connections across the process.
-var lastID atomic.Uint64
-
 func newServer(cfg *config) *server {
 	return &server{
 		cfg:     cfg,
@@ -43,39 +35,6 @@ func newServer(cfg *config) *server {
 			NewSession:         func() gws.SessionStorage { return noSession{} },
 		}),
 	}
-}
-
-// accept runs everything that comes before a handler: the upgrade request
-// checks, the origin check, the guard, admission, the handshake. It answers
-// the request itself and returns false when the connection is not to be made.
-func (s *server) accept(w http.ResponseWriter, r *http.Request, c *conn) bool {
-	if !isUpgradeRequest(r) {
-		w.Header().Set("Upgrade", "websocket")
-		http.Error(w, "this endpoint speaks WebSocket only", http.StatusUpgradeRequired)
-		return false
-	}
-	if err := checkOrigin(r, s.cfg.originPatterns); err != nil {
-		s.cfg.logger.Debug("wsroom: upgrade refused", "error", err, "remote", r.RemoteAddr)
-		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
-		return false
-	}
-	if s.cfg.guard != nil {
-		gr, err := s.cfg.guard(r)
-		if err != nil {
-			s.cfg.logger.Debug("wsroom: guard refused upgrade", "error", err, "remote", r.RemoteAddr)
-			refuse(w, err)
-			return false
-		}
-		r = gr
-	}
-	if !s.admit() {
-		w.Header().Set("Retry-After", "5")
-		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
-		return false
-	}
-	err := s.handshake(w, r, c)
-	s.register(c, err == nil)
-	return err == nil
 }
 
 // admit reserves a place for a connection unless the endpoint is shutting
@@ -93,12 +52,12 @@ func (s *server) admit() bool {
 }
 
 // register turns the reservation of a finished handshake into a live
-// connection, or frees it when the handshake failed. A connection that
-// arrives during Shutdown is closed at once.
-func (s *server) register(c *conn, upgraded bool) {
+// connection, or frees it when c is nil: the handshake failed. A
+// connection that arrives during Shutdown is closed at once.
+func (s *server) register(c *conn) {
 	s.mu.Lock()
 	s.pending--
-	if !upgraded {
+	if c == nil {
 		s.mu.Unlock()
 		s.wg.Done()
 		return
@@ -111,7 +70,7 @@ func (s *server) register(c *conn, upgraded bool) {
 	s.stats.connections.Add(1)
 	c.startHeartbeat()
 	if shutdown {
-		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue, nil)
+		c.closeGoingAway()
 	}
 }
 
@@ -123,47 +82,6 @@ func (s *server) retire(c *conn) {
 	s.stats.connections.Add(-1)
 	s.wg.Done()
 }
-
-// handshake hijacks the HTTP connection and completes the WebSocket
-// handshake through gws.
-func (s *server) handshake(w http.ResponseWriter, r *http.Request, c *conn) error {
-	raw, brw, err := http.NewResponseController(w).Hijack()
-	if err != nil {
-		err = fmt.Errorf("wsroom: hijack: %w", err)
-		s.cfg.logger.Debug("wsroom: handshake failed", "error", err, "remote", r.RemoteAddr)
-		http.Error(w, "the connection cannot be upgraded", http.StatusInternalServerError)
-		return err
-	}
-	c.id = lastID.Add(1)
-	c.cfg = s.cfg
-	c.stats = &s.stats
-	c.owner = s
-	c.raw = raw
-	c.direct = directWriterFor(raw)
-	c.flushFn = c.flush
-	// The request's context is cancelled when ServeHTTP returns, long
-	// before the connection ends: keep its values, not its cancellation.
-	c.ctx, c.cancel = context.WithCancelCause(context.WithoutCancel(r.Context()))
-	c.req = r.WithContext(c.ctx)
-	wr := &wire{Conn: raw, c: c}
-	if n := brw.Reader.Buffered(); n > 0 {
-		p, _ := brw.Reader.Peek(n)
-		wr.pending = append([]byte(nil), p...)
-	}
-	c.ws, err = s.upgrader.UpgradeFromConn(wr, bufio.NewReaderSize(wr, readBufferSize), r)
-	if err != nil {
-		// Logged before the socket closes, so the line exists by the time
-		// the client sees the end.
-		s.cfg.logger.Debug("wsroom: handshake failed", "error", err, "remote", r.RemoteAddr)
-		_ = raw.Close()
-		c.cancel(err)
-		return err
-	}
-	c.touch()
-	return nil
-}
-
-const shutdownReason = "server shutting down"
 
 // Shutdown refuses new upgrades, closes every connection with
 // StatusGoingAway, and waits until every socket is closed (which happens
@@ -177,7 +95,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, c := range conns {
-		c.closeWith(closedByServer, StatusGoingAway, shutdownReason, afterQueue, nil)
+		c.closeGoingAway()
 	}
 	done := make(chan struct{})
 	go func() {
@@ -190,24 +108,6 @@ func (s *server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// isUpgradeRequest reports whether r asks for a WebSocket upgrade.
-func isUpgradeRequest(r *http.Request) bool {
-	return r.Method == http.MethodGet &&
-		headerHasToken(r.Header, "Connection", "upgrade") &&
-		headerHasToken(r.Header, "Upgrade", "websocket")
-}
-
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for _, t := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(t), token) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // noSession stands in for gws's per-connection session map, which wsroom

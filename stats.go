@@ -30,25 +30,45 @@ type counters struct {
 	rateLimited, throttled                atomic.Int64
 }
 
-func (c *counters) snapshot() Stats {
+func (n *counters) snapshot() Stats {
 	return Stats{
-		Connections:        c.connections.Load(),
-		Accepted:           c.accepted.Load(),
-		Refused:            c.refused.Load(),
-		MessagesIn:         c.messagesIn.Load(),
-		MessagesOut:        c.messagesOut.Load(),
-		BytesIn:            c.bytesIn.Load(),
-		BytesOut:           c.bytesOut.Load(),
-		Rejected:           c.rejected.Load(),
-		SlowConsumerCloses: c.slowConsumerCloses.Load(),
-		Dropped:            c.dropped.Load(),
-		RateLimited:        c.rateLimited.Load(),
-		Throttled:          c.throttled.Load(),
+		Connections:        n.connections.Load(),
+		Accepted:           n.accepted.Load(),
+		Refused:            n.refused.Load(),
+		MessagesIn:         n.messagesIn.Load(),
+		MessagesOut:        n.messagesOut.Load(),
+		BytesIn:            n.bytesIn.Load(),
+		BytesOut:           n.bytesOut.Load(),
+		Rejected:           n.rejected.Load(),
+		SlowConsumerCloses: n.slowConsumerCloses.Load(),
+		Dropped:            n.dropped.Load(),
+		RateLimited:        n.rateLimited.Load(),
+		Throttled:          n.throttled.Load(),
 	}
 }
 
 // countSlowConsumer counts a connection closed as a slow consumer.
-func (c *counters) countSlowConsumer() { c.slowConsumerCloses.Add(1) }
+func (n *counters) countSlowConsumer() { n.slowConsumerCloses.Add(1) }
 
 // countRateLimited counts a connection closed past the rate limit.
-func (c *counters) countRateLimited() { c.rateLimited.Add(1) }
+func (n *counters) countRateLimited() { n.rateLimited.Add(1) }
+
+// RoomsStats is a snapshot of a registry's counters.
+type RoomsStats struct {
+	Rooms           int64 // rooms with subscribers now (or first ones waiting for the broker)
+	BrokerErrors    int64 // publishes the broker did not take (Publish returned ErrBroker; Join's announcement)
+	RemoteDelivered int64 // messages from other processes handed to local subscribers
+	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
+	Refused         int64 // subscriptions refused with ErrTooManyRooms
+}
+
+// Stats returns a snapshot of the registry's counters.
+func (rs *Rooms[M]) Stats() RoomsStats {
+	return RoomsStats{
+		Rooms:           rs.count.Load(),
+		BrokerErrors:    rs.brokerErrors.Load(),
+		RemoteDelivered: rs.remoteDelivered.Load(),
+		RemoteInvalid:   rs.remoteInvalid.Load(),
+		Refused:         rs.refused.Load(),
+	}
+}

@@ -6,13 +6,10 @@ import (
 	"unsafe"
 )
 
-// worker is a writer goroutine's scratch space.
-type worker struct {
-	iov   []syscall.Iovec
-	batch frameList
-}
+// iovecs are the buffers of one writev.
+type iovecs = []syscall.Iovec
 
-func newWorker() *worker { return &worker{iov: make([]syscall.Iovec, 0, maxIovecs)} }
+func newIovecs() iovecs { return make(iovecs, 0, maxIovecs) }
 
 // rawWriter writes to a socket's file descriptor with writev, without
 // waiting for it to become writable.

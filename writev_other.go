@@ -4,10 +4,10 @@ package wsroom
 
 import "net"
 
-// worker is a writer goroutine's scratch space: none off Linux.
-type worker struct{ batch frameList }
+// iovecs are none off Linux: there is no direct writev.
+type iovecs = struct{}
 
-func newWorker() *worker { return new(worker) }
+func newIovecs() iovecs { return iovecs{} }
 
 // directWriterFor returns nil off Linux: connections there write from
 // flushers of their own, with blocking calls.

@@ -71,7 +71,18 @@ func (ws *writers) work() {
 	}
 }
 
-var workerPool = sync.Pool{New: func() any { return newWorker() }}
+// worker is a writer goroutine's scratch space, pooled across workers: the
+// batch it is writing and, where writev is direct, its iovecs.
+type worker struct {
+	batch frameList
+	iov   iovecs
+}
+
+// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux), and
+// bounds the batch a flusher keeps for reuse.
+const maxIovecs = 1024
+
+var workerPool = sync.Pool{New: func() any { return &worker{iov: newIovecs()} }}
 
 // directWriter writes without blocking: it writes as much of the list as
 // the socket takes at once, consumes it from the list, and returns how many

@@ -21,10 +21,6 @@ import (
 // socket, including gws's own close frames, is written under wmu, so frames
 // never interleave.
 
-// maxIovecs is the most buffers one writev takes (IOV_MAX on Linux), and
-// bounds the batch a flusher keeps for reuse.
-const maxIovecs = 1024
-
 // aLongTimeAgo is a deadline in the past: setting it interrupts a blocked
 // read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
@@ -69,7 +65,7 @@ func (c *conn) overflow() error {
 		c.stats.dropped.Add(1)
 		return ErrSendQueueFull
 	}
-	c.closeWith(closedByServer, StatusPolicyViolation, "slow consumer", dropQueue, c.stats.countSlowConsumer)
+	c.closeForPolicy("slow consumer", c.stats.countSlowConsumer)
 	return ErrSendQueueFull
 }
 
@@ -96,14 +92,12 @@ func (c *conn) writeSome(w *worker) {
 	frames, written, err := c.writeNow(w, &w.batch)
 	// Counted before the rest may go to the flusher, which counts only
 	// what it writes itself.
-	c.stats.messagesOut.Add(int64(frames))
-	c.stats.bytesOut.Add(int64(written))
+	c.countWritten(frames, written)
 	if err != nil {
 		w.batch.drop() // the connection is lost: the rest will never go
 	}
 	c.mu.Lock()
-	c.frames -= frames
-	c.bytes -= written
+	c.unqueue(frames, written)
 	if !w.batch.empty() || c.state != stateOpen {
 		c.carry = w.batch.take() // unwritten: the flusher writes it first
 		c.mu.Unlock()
@@ -180,16 +174,27 @@ func (c *conn) writeBatch(batch *frameList) bool {
 	err := c.write(batch)
 	batch.drop()
 	c.mu.Lock()
-	c.frames -= frames
-	c.bytes -= size
+	c.unqueue(frames, size)
 	c.mu.Unlock()
 	if err != nil {
 		c.writeFailed(err)
 		return false
 	}
-	c.stats.messagesOut.Add(int64(frames))
-	c.stats.bytesOut.Add(int64(size))
+	c.countWritten(frames, size)
 	return true
+}
+
+// unqueue takes frames and bytes that left the queue, written or dropped,
+// off the queue's bound. c.mu must be held.
+func (c *conn) unqueue(frames, bytes int) {
+	c.frames -= frames
+	c.bytes -= bytes
+}
+
+// countWritten counts frames and bytes written to the socket.
+func (c *conn) countWritten(frames, bytes int) {
+	c.stats.messagesOut.Add(int64(frames))
+	c.stats.bytesOut.Add(int64(bytes))
 }
 
 // errGwsClosed stops the flusher after gws sent a close frame: the stream,
@@ -267,64 +272,4 @@ func (c *conn) writeFinal(frame []byte) {
 	if c.raw.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout)) == nil {
 		_, _ = c.raw.Write(frame)
 	}
-}
-
-// wire is the net.Conn gws reads from and writes to. It routes gws's writes
-// (the upgrade response, and close frames it sends on protocol errors or in
-// reply to the peer's close) through the connection's write lock, and it
-// stops reads once the connection is closing so the handler's range ends.
-type wire struct {
-	net.Conn
-	c       *conn
-	pending []byte // bytes the HTTP server read past the upgrade request
-}
-
-func (w *wire) Read(p []byte) (int, error) {
-	c := w.c
-	c.readMu.Lock()
-	defer c.readMu.Unlock()
-	if c.closing.Load() {
-		return 0, net.ErrClosed
-	}
-	if len(w.pending) > 0 {
-		n := copy(p, w.pending)
-		w.pending = w.pending[n:]
-		return n, nil
-	}
-	n, err := w.Conn.Read(p)
-	if c.closing.Load() {
-		return 0, net.ErrClosed
-	}
-	return n, err
-}
-
-func (w *wire) Write(p []byte) (int, error) {
-	c := w.c
-	if c.closing.Load() {
-		return 0, net.ErrClosed // without waiting behind a blocked flusher
-	}
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	if c.writeDone || c.closing.Load() {
-		return 0, net.ErrClosed
-	}
-	if len(p) > 0 && p[0] == 0x80|opClose {
-		// gws ends the connection: nothing may follow its close frame.
-		c.writeDone = true
-		c.gwsClose = parseCloseFrame(p)
-	}
-	return w.Conn.Write(p)
-}
-
-// Close is called by gws after its close frame. The socket itself is closed
-// by the connection once the handler's stream has seen the end.
-func (w *wire) Close() error { return nil }
-
-// parseCloseFrame reads the code and reason of an unmasked close frame.
-func parseCloseFrame(frame []byte) *CloseError {
-	p := framePayload(frame)
-	if len(p) < 2 {
-		return &CloseError{Code: StatusNoStatus}
-	}
-	return &CloseError{Code: StatusCode(uint16(p[0])<<8 | uint16(p[1])), Reason: string(p[2:])}
 }

@@ -5,22 +5,6 @@ import (
 	"fmt"
 )
 
-// StatusCode is a WebSocket close code (RFC 6455 section 7.4).
-type StatusCode uint16
-
-// The close codes wsroom sends, and the ones a handler most often needs.
-// The README has the table of which event sends which code.
-const (
-	StatusNormalClosure   StatusCode = 1000 // handler returned nil, or Close was called
-	StatusGoingAway       StatusCode = 1001 // Shutdown, or the peer went silent past the idle timeout
-	StatusProtocolError   StatusCode = 1002 // the peer broke the WebSocket protocol
-	StatusNoStatus        StatusCode = 1005 // the peer's close frame carried no code (never sent)
-	StatusInvalidPayload  StatusCode = 1007 // invalid UTF-8, or invalid input under InvalidClose
-	StatusPolicyViolation StatusCode = 1008 // slow consumer (queue overflow or write timeout), or past the rate limit
-	StatusMessageTooBig   StatusCode = 1009 // an inbound message exceeded the read limit
-	StatusInternalError   StatusCode = 1011 // the handler panicked or returned an error
-)
-
 // CloseError describes how a connection ended. It is the error the inbound
 // stream yields when a connection ends abnormally, the cause of a closed
 // connection's Context, and what a handler may return to choose the close code
@@ -69,3 +53,11 @@ var (
 	// 403 Forbidden.
 	ErrForbidden = errors.New("wsroom: forbidden")
 )
+
+// ErrBroker is wrapped by the error Publish returns when the message
+// reached the room's members in this process but the broker did not take
+// it (it is down, reconnecting, or refused it): members in other processes
+// may not receive it, and never will later. Nothing is wrong with the
+// connection that published: a handler should tell its client, not
+// return the error. Such publishes are counted in RoomsStats.BrokerErrors.
+var ErrBroker = errors.New("wsroom: not delivered to other processes")
