@@ -124,6 +124,71 @@ func BenchmarkPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkPublishRecorded is BenchmarkPublish's conns case in a registry
+// with history, beside the same without: what recording costs per
+// delivery, and the bytes each recorded message keeps.
+func BenchmarkPublishRecorded(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		for _, history := range []bool{false, true} {
+			b.Run(fmt.Sprintf("conns=%d/history=%v", n, history), func(b *testing.B) {
+				conns, srv := stubConns[benchMsg](n)
+				var opts []RoomsOption
+				if history {
+					opts = append(opts, WithHistory(0, 0))
+				}
+				rooms := NewRooms[benchMsg](opts...)
+				room := rooms.Room("bench")
+				for _, c := range conns {
+					if _, err := room.Subscribe(c); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					_ = room.Publish(sample)
+				}
+				drained(conns)
+				b.StopTimer()
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
+				if st := rooms.Stats(); st.Recorded > 0 {
+					b.ReportMetric(float64(st.HistoryBytes)/float64(min(st.Recorded, DefaultHistorySize)), "B/recorded")
+				}
+				if d := srv.stats.dropped.Load(); d != 0 {
+					b.Fatalf("%d deliveries dropped", d)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkRecovery is a member rejoining after missing 1,000 recorded
+// messages: the notice, the replay and its own announcement queued.
+func BenchmarkRecovery(b *testing.B) {
+	rooms := NewRooms[benchMsg](WithHistory(0, 0))
+	room := rooms.Room("bench")
+	for range DefaultHistorySize {
+		_ = room.Publish(sample)
+	}
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		conns, _ := stubConns[benchMsg](1)
+		h := rooms.history.lock("bench")
+		conns[0].conn.resume = &Position{Offset: h.last - DefaultHistorySize + 1, Epoch: h.epoch}
+		h.mu.Unlock()
+		b.StartTimer()
+		leave, err := room.Join(conns[0], sample)
+		if err != nil {
+			b.Fatal(err)
+		}
+		drained(conns)
+		b.StopTimer()
+		leave()
+		b.StartTimer()
+	}
+}
+
 var inbound = []byte(`{"type":"message","username":"alice","content":"hello, room","timestamp":"2026-11-28T10:00:00.000Z"}`)
 
 // BenchmarkDecode compares decoding and validating an inbound message with

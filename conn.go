@@ -76,6 +76,7 @@ type conn struct {
 	cancel  context.CancelCauseFunc
 	flushFn func()    // c.flush, bound once: a go statement on it allocates nothing
 	ws      *gws.Conn // set by the handshake, before the handler runs
+	resume  *Position // where the client asked to recover from (QuerySince); nil: a fresh start
 
 	// Guarded by mu.
 	mu sync.Mutex
@@ -126,6 +127,7 @@ type connConfig struct {
 	raw    net.Conn      // the hijacked socket
 	direct directWriter  // raw's non-blocking writer, or nil
 	req    *http.Request // the upgrade request
+	resume *Position     // the position the request asked to recover from, if any
 }
 
 // lastID numbers connections across the process.
@@ -147,6 +149,7 @@ func newConn[Out any](cc connConfig) *Conn[Out] {
 		req:    cc.req.WithContext(ctx),
 		ctx:    ctx,
 		cancel: cancel,
+		resume: cc.resume,
 	}}
 	x.conn.flushFn = x.conn.flush
 	return x

@@ -104,18 +104,32 @@ var encoders = sync.Pool{New: func() any {
 // encodeFrame encodes v as JSON once and returns it framed as a text frame,
 // ready to be handed unchanged to any number of connections.
 func encodeFrame(v any) ([]byte, error) {
-	e := encoders.Get().(*encoder)
-	e.buf.Reset()
-	err := e.enc.Encode(v)
+	e, payload, err := encodeJSON(v)
 	var frame []byte
 	if err == nil {
-		payload := e.buf.Bytes()
-		frame = newFrame(opText, payload[:len(payload)-1]) // drop Encode's newline
+		frame = newFrame(opText, payload)
 	}
+	e.release()
+	return frame, err
+}
+
+// encodeJSON encodes v with a pooled encoder. The bytes are valid until
+// e.release().
+func encodeJSON(v any) (e *encoder, payload []byte, err error) {
+	e = encoders.Get().(*encoder)
+	e.buf.Reset()
+	if err = e.enc.Encode(v); err != nil {
+		return e, nil, err
+	}
+	payload = e.buf.Bytes()
+	return e, payload[:len(payload)-1], nil // drop Encode's newline
+}
+
+// release gives e back to the pool, unless one huge message grew it.
+func (e *encoder) release() {
 	if e.buf.Cap() <= maxPooledEncoderBuffer {
 		encoders.Put(e)
 	}
-	return frame, err
 }
 
 // maxPooledEncoderBuffer keeps one huge message from pinning its buffer in

@@ -241,6 +241,11 @@ type RoomsOption func(*roomsConfig)
 type roomsConfig struct {
 	broker   Broker
 	maxRooms int
+	// History: on when history is set; zeros take the defaults.
+	history      bool
+	historySize  int
+	historyTTL   time.Duration
+	historyBytes int64
 }
 
 // WithMaxRooms caps the rooms that may have subscribers at once; a
@@ -251,3 +256,31 @@ func WithMaxRooms(n int) RoomsOption { return func(cfg *roomsConfig) { cfg.maxRo
 // WithBroker joins the registry's rooms with the rooms of the same names in
 // every process using the same broker.
 func WithBroker(b Broker) RoomsOption { return func(cfg *roomsConfig) { cfg.broker = b } }
+
+// WithHistory makes the registry's rooms record what they publish: each
+// room keeps its last size recorded messages, each for ttl, and a
+// reconnecting client recovers what it missed (see Join and the README's
+// recovery protocol). A room's history outlives its last member by ttl.
+// Zero size or ttl take DefaultHistorySize and DefaultHistoryTTL. The
+// frames kept by all the registry's rooms are bounded by
+// DefaultHistoryBytes (see WithHistoryBytes): past it the oldest messages
+// of the registry, whatever their room, are dropped first.
+//
+// NewRooms panics if M has a field that always encodes as "seq" or
+// "epoch" (the position takes those names; omitempty fields left zero are
+// fine), or if the registry also has a broker: brokers keep no history
+// yet, and each process would number a room's messages its own way.
+func WithHistory(size int, ttl time.Duration) RoomsOption {
+	return func(cfg *roomsConfig) {
+		cfg.history, cfg.historySize, cfg.historyTTL = true, size, ttl
+	}
+}
+
+// WithHistoryBytes bounds the frames, in bytes, that all the rooms of a
+// registry with history keep; past it the registry's oldest messages are
+// dropped first. Default DefaultHistoryBytes. The bound is soft by the
+// messages that arrive while the oldest are being dropped. Without
+// WithHistory it does nothing.
+func WithHistoryBytes(n int64) RoomsOption {
+	return func(cfg *roomsConfig) { cfg.historyBytes = n }
+}

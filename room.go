@@ -1,6 +1,7 @@
 package wsroom
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"iter"
@@ -17,8 +18,10 @@ type Rooms[M any] struct {
 	count    atomic.Int64 // rooms in live
 	maxRooms int64
 	broker   Broker
+	history  *histories // nil: rooms keep no history
 
 	brokerErrors, remoteDelivered, remoteInvalid, refused atomic.Int64
+	recorded, recovered, notRecovered                     atomic.Int64
 }
 
 // NewRooms returns an empty registry.
@@ -27,7 +30,15 @@ func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	return &Rooms[M]{broker: cfg.broker, maxRooms: int64(cfg.maxRooms)}
+	rs := &Rooms[M]{broker: cfg.broker, maxRooms: int64(cfg.maxRooms)}
+	if cfg.history {
+		if err := checkRecordable[M](cfg); err != nil {
+			panic(err)
+		}
+		rs.history = newHistories(cmp.Or(cfg.historySize, DefaultHistorySize),
+			cmp.Or(cfg.historyTTL, DefaultHistoryTTL), cmp.Or(cfg.historyBytes, DefaultHistoryBytes))
+	}
+	return rs
 }
 
 // reserve counts a room just inserted, unless that passes the cap.
@@ -140,6 +151,12 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 // which adapters bound with a timeout (and fail at once while they know
 // they are disconnected). Func subscribers run in the calling goroutine.
 //
+// In a registry with history (WithHistory), m is recorded: it gets the
+// room's next position, which its frame carries as "seq" and "epoch" in
+// front of m's own fields (m must encode as a JSON object), every member
+// receives the room's recorded messages in the order of their positions,
+// and a member that reconnects is given what it missed (see Join).
+//
 // The error is nil, or one of:
 //   - an error wrapping ErrBroker (and the broker's own error): every local
 //     subscriber has m, members in other processes may not. The connection
@@ -147,6 +164,18 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 //   - an encoding error ("wsroom: encode: ..."), for an m that cannot be
 //     encoded as JSON: nobody has it.
 func (r *Room[M]) Publish(m M) error {
+	if r.rooms.history != nil {
+		return r.publishRecorded(&m)
+	}
+	return r.PublishEphemeral(m)
+}
+
+// PublishEphemeral publishes m as Publish does, but never records it, even
+// in a registry with history: it carries no position and is never
+// replayed (typing indicators, cursors). In a registry without history it
+// is Publish. Ephemeral and recorded messages of one room are not ordered
+// with each other.
+func (r *Room[M]) PublishEphemeral(m M) error {
 	set, b := r.current(), r.rooms.broker
 	if b == nil && set == nil {
 		return nil
@@ -187,6 +216,9 @@ func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
 // room does not exist and the registry is at its cap (WithMaxRooms); a
 // broker never makes Subscribe fail.
 func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
+	if r.rooms.history != nil {
+		return r.enterRecorded(c, nil)
+	}
 	return r.subscribe(&subscriber[M]{member: c}, nil)
 }
 
@@ -205,14 +237,18 @@ func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 // m, c is in the room all the same, members in other processes miss the
 // announcement, and the failure is counted in RoomsStats.BrokerErrors.
 func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
+	if r.rooms.history != nil {
+		return r.enterRecorded(c, &m)
+	}
 	frame, err := encodeFrame(&m)
 	if err != nil {
 		return func() {}, fmt.Errorf("wsroom: encode: %w", err)
 	}
 	var old *members[M]
-	leave, err = r.subscribe(&subscriber[M]{member: c}, func(set *members[M]) {
+	leave, err = r.subscribe(&subscriber[M]{member: c}, func(set *members[M]) func() {
 		_ = c.conn.enqueue(frame) // before c is visible to any publisher
 		old = set
+		return nil
 	})
 	if err != nil {
 		return leave, err
@@ -242,7 +278,7 @@ func (r *Room[M]) current() *members[M] {
 	return nil
 }
 
-func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M])) (func(), error) {
+func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M]) (after func())) (func(), error) {
 	room := r.add(s, before)
 	if room == nil {
 		return func() {}, ErrTooManyRooms
@@ -290,8 +326,9 @@ func awaitBroker(ready <-chan struct{}, readyBy time.Time) {
 // exceed the registry's cap. With a broker, s becomes visible only once the
 // room's broker subscription is in effect (or BrokerReadyTimeout passed).
 // before runs under the room's lock just before s becomes visible to
-// publishers, with the previous snapshot.
-func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
+// publishers, with the previous snapshot; the func it returns, if any,
+// runs once s is visible and the room's lock released.
+func (r *Room[M]) add(s *subscriber[M], before func(old *members[M]) (after func())) *Room[M] {
 	room := r
 	for {
 		room.mu.Lock()
@@ -334,11 +371,15 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M])) *Room[M] {
 			}
 			room.brokerReady = nil // in effect, or given up on: nobody waits again
 		}
+		var after func()
 		if before != nil {
-			before(set)
+			after = before(set)
 		}
 		room.set.Store(set.with(s))
 		room.mu.Unlock()
+		if after != nil {
+			after()
+		}
 		return room
 	}
 }

@@ -60,15 +60,26 @@ type RoomsStats struct {
 	RemoteDelivered int64 // messages from other processes handed to local subscribers
 	RemoteInvalid   int64 // messages from other processes dropped: not valid UTF-8 JSON, or not an M
 	Refused         int64 // subscriptions refused with ErrTooManyRooms
+	Recorded        int64 // messages recorded in the rooms' histories (WithHistory)
+	HistoryBytes    int64 // bytes of the frames the histories keep now
+	Recovered       int64 // members that asked to recover and were given all they missed
+	NotRecovered    int64 // members that asked to recover and could not be: another epoch, or more missed than is kept
 }
 
 // Stats returns a snapshot of the registry's counters.
 func (rs *Rooms[M]) Stats() RoomsStats {
-	return RoomsStats{
+	st := RoomsStats{
 		Rooms:           rs.count.Load(),
 		BrokerErrors:    rs.brokerErrors.Load(),
 		RemoteDelivered: rs.remoteDelivered.Load(),
 		RemoteInvalid:   rs.remoteInvalid.Load(),
 		Refused:         rs.refused.Load(),
+		Recorded:        rs.recorded.Load(),
+		Recovered:       rs.recovered.Load(),
+		NotRecovered:    rs.notRecovered.Load(),
 	}
+	if rs.history != nil {
+		st.HistoryBytes = rs.history.bytes.Load()
+	}
+	return st
 }

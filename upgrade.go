@@ -30,6 +30,11 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (connConfig, []b
 		http.Error(w, http.StatusText(http.StatusForbidden), http.StatusForbidden)
 		return connConfig{}, nil, false
 	}
+	resume, err := requestedPosition(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return connConfig{}, nil, false
+	}
 	if s.cfg.guard != nil {
 		gr, err := s.cfg.guard(r)
 		if err != nil {
@@ -56,7 +61,7 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (connConfig, []b
 		p, _ := brw.Reader.Peek(n)
 		pending = append([]byte(nil), p...)
 	}
-	return connConfig{server: s, raw: raw, direct: directWriterFor(raw), req: r}, pending, true
+	return connConfig{server: s, raw: raw, direct: directWriterFor(raw), req: r, resume: resume}, pending, true
 }
 
 // upgrade completes the WebSocket handshake of c through gws and registers
