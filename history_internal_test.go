@@ -59,7 +59,7 @@ func TestHistoryKeepsTheLastSizeMessagesForTheTTL(t *testing.T) {
 		t.Fatalf("history bytes %d for one small message", n)
 	}
 
-	clock += int64(2 * time.Minute) // everything expired, nobody in the room
+	clock += int64(2 * time.Minute)                         // everything expired, nobody in the room
 	_ = rooms.Room("other").Publish(recordedMsg{Type: "m"}) // a publish sweeps
 	h = hs.lock("r")
 	defer h.mu.Unlock()
