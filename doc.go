@@ -78,6 +78,23 @@
 // github.com/wsroom/wsroom/natsbroker and github.com/wsroom/wsroom/redisbroker,
 // modules of their own.
 //
+// # History and recovery
+//
+// A registry made with WithHistory records what its rooms publish. Each
+// recorded message gets a Position, an offset in the room and an epoch
+// naming the room's history, which its frame carries as "seq" and "epoch"
+// in front of the message's own fields; every member receives a room's
+// recorded messages in offset order. A client that reconnects with the last
+// position it saw, as the upgrade query ?since=SEQ&epoch=EPOCH, is sent by
+// Join (or Subscribe) the notice
+// {"type":"recovery","recovered":true,"epoch":"...","missed":N}, the N
+// recorded messages it missed, then the live stream: nothing lost, nothing
+// twice. When the history no longer covers the gap the notice says
+// "recovered":false and the client joins afresh. PublishEphemeral sends
+// what is never recorded (typing signals). Histories are bounded by count
+// and age per room and by bytes per registry; the README has the protocol's
+// table and the defaults.
+//
 // # Slow consumers
 //
 // Each connection has a bounded send queue (WithSendQueue; 16,384 frames and

@@ -261,3 +261,55 @@ func ExampleRoom_Members() {
 	fmt.Println(names("lobby")) // nobody yet
 	// Output: []
 }
+
+// A registry with history records what its rooms publish: a client that
+// reconnects with the last position it saw (?since=SEQ&epoch=EPOCH) is
+// sent a recovery notice, what it missed, then the live stream. Typing
+// signals are ephemeral: delivered, never recorded.
+func ExampleWithHistory() {
+	type In struct {
+		Type    string `json:"type" jsonschema:"enum=message,enum=typing"`
+		Content string `json:"content,omitempty"`
+	}
+	type Out struct {
+		Seq     uint64 `json:"seq,omitempty"`   // set by the room on recorded messages
+		Epoch   string `json:"epoch,omitempty"` // idem
+		Type    string `json:"type"`
+		User    string `json:"username,omitempty"`
+		Content string `json:"content,omitempty"`
+	}
+
+	rooms := wsroom.NewRooms[Out](wsroom.WithHistory(1000, 5*time.Minute))
+	chat := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+		room := rooms.Room(c.Request().PathValue("room"))
+		user := c.Request().URL.Query().Get("username")
+		// A reconnecting client first gets the recovery notice and what it
+		// missed, then its own "joined": no gap, nothing twice.
+		leave, err := room.Join(c, Out{Type: "joined", User: user})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			leave()
+			_ = room.Publish(Out{Type: "left", User: user})
+		}()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			out := Out{Type: msg.Type, User: user, Content: msg.Content}
+			if msg.Type == "typing" {
+				err = room.PublishEphemeral(out) // never recorded, never replayed
+			} else {
+				err = room.Publish(out) // recorded: it carries "seq" and "epoch"
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /chat/{room}", chat)
+}
