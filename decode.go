@@ -32,6 +32,7 @@ type InvalidMessageError struct {
 	Err error
 }
 
+// Error returns the Reason after "wsroom: invalid message: ".
 func (e *InvalidMessageError) Error() string { return "wsroom: invalid message: " + e.Reason }
 
 // Unwrap returns the underlying error.
@@ -42,6 +43,8 @@ func errBinary() *InvalidMessageError {
 	return &InvalidMessageError{Reason: "binary frames are not supported"}
 }
 
+// defaultErrorReply is the answer InvalidReply sends unless WithErrorReply
+// says otherwise.
 func defaultErrorReply(e *InvalidMessageError) any {
 	return errorReply{Type: "error", Error: e.Reason}
 }
