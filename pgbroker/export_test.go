@@ -1,0 +1,5 @@
+package pgbroker
+
+// ApplicationName is the application_name of b's listening connection,
+// by which tests find its backend.
+func (b *Broker) ApplicationName() string { return "wsroom-pgbroker-" + b.origin }
