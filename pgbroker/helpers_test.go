@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/brokertest"
@@ -87,11 +88,14 @@ func exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 // waits for the backend to end.
 func terminateListener(t testing.TB, admin *pgxpool.Pool, b *pgbroker.Broker) {
 	t.Helper()
-	var n int
-	err := admin.QueryRow(context.Background(),
-		`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND pg_terminate_backend(pid, 5000)`,
-		b.ApplicationName()).Scan(&n)
-	if err != nil || n != 1 {
-		t.Fatalf("terminating the listener: %d backends (%v)", n, err)
+	rows, err := admin.Query(context.Background(),
+		`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1`,
+		b.ApplicationName())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, err := pgx.CollectRows(rows, pgx.RowTo[bool])
+	if err != nil || len(ended) != 1 || !ended[0] {
+		t.Fatalf("terminating the listener: %v (%v)", ended, err)
 	}
 }
