@@ -99,3 +99,6 @@ func terminateListener(t testing.TB, admin *pgxpool.Pool, b *pgbroker.Broker) {
 		t.Fatalf("terminating the listener: %v (%v)", ended, err)
 	}
 }
+
+// stats returns the Stats of a Broker the test made as a wsroom.Broker.
+func stats(b wsroom.Broker) pgbroker.Stats { return b.(*pgbroker.Broker).Stats() }
