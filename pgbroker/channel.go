@@ -81,7 +81,9 @@ func parseNotice(s string) (n notice, ok bool) {
 	var err1, err2 error
 	n.epoch, err1 = strconv.ParseInt(epoch, 10, 64)
 	n.off, err2 = strconv.ParseInt(off, 10, 64)
-	if err1 != nil || err2 != nil || n.off < 1 {
+	// Only the canonical form a publish sends: positive, no sign, no
+	// leading zero.
+	if err1 != nil || err2 != nil || n.epoch < 1 || n.off < 1 || strconv.FormatInt(n.epoch, 10) != epoch || strconv.FormatInt(n.off, 10) != off {
 		return n, false
 	}
 	n.origin, n.payload, n.inline = strings.Cut(rest, ":")

@@ -1,6 +1,7 @@
 package pgbroker
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,7 +33,7 @@ func TestNotificationsAreParsedStrictly(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"", "{}", "7:1", "7:1:", "x:1:" + origin, "7:x:" + origin, "7:0:" + origin, "7:-1:" + origin,
-		"7:1:0123456789ABCDEF:{}", "7:1:0123:{}", "7:1:" + origin + "0:{}", "7:99999999999999999999:" + origin} {
+		"7:1:0123456789ABCDEF:{}", "7:1:0123:{}", "7:1:" + origin + "0:{}", "7:99999999999999999999:" + origin, "+7:1:" + origin, "7:01:" + origin, "-7:1:" + origin} {
 		if n, ok := parseNotice(s); ok {
 			t.Errorf("parseNotice(%q) accepted: %+v", s, n)
 		}
@@ -62,4 +63,25 @@ func TestOnlyTextThatFitsTravelsInANotification(t *testing.T) {
 	if maxHeaderLen+inlineMax >= notifyLimit { // the header counts the colon before the message
 		t.Fatal("the longest notification does not fit PostgreSQL's limit")
 	}
+}
+
+// FuzzParseNotice checks that no notification payload panics the parser,
+// and that whatever it accepts is exactly the format a publish sends.
+func FuzzParseNotice(f *testing.F) {
+	f.Add("7:1:0123456789abcdef:{}")
+	f.Add("1:2:0123456789abcdef")
+	f.Add("9007199254740991:3:0123456789abcdef::")
+	f.Fuzz(func(t *testing.T, s string) {
+		n, ok := parseNotice(s)
+		if !ok {
+			return
+		}
+		again := strconv.FormatInt(n.epoch, 10) + ":" + strconv.FormatInt(n.off, 10) + ":" + n.origin
+		if n.inline {
+			again += ":" + n.payload
+		}
+		if again != s {
+			t.Fatalf("parseNotice(%q) = %+v, which a publish would send as %q", s, n, again)
+		}
+	})
 }

@@ -100,11 +100,10 @@
 //
 // # Echoes and foreign messages
 //
-// PostgreSQL hands a listener the notifications of its own session's
-// publishes too, and these come through the pool anyway: each message in
-// the log and in its notification names the Broker that published it (16
-// lowercase hexadecimal digits drawn at random by New), and a Broker drops
-// its own (Stats.Echoes). A notification on a room's channel that is not
+// A listener receives the notifications of its own process's publishes
+// too. Each message, in the log and in its notification, names the Broker
+// that published it (16 lowercase hexadecimal digits drawn at random by
+// New), and a Broker drops its own (Stats.Echoes). A notification on a room's channel that is not
 // "epoch:offset:origin[:message]" is dropped (Stats.Malformed). Whoever
 // may write the tables or notify the channels may publish into rooms:
 // grant them to the application's role only.
