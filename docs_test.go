@@ -19,6 +19,7 @@ import (
 var exampleFiles = []string{
 	"example_test.go",
 	"natsbroker/example_test.go",
+	"pgbroker/example_test.go",
 	"redisbroker/example_test.go",
 }
 

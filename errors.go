@@ -31,6 +31,32 @@ func CloseStatus(err error) StatusCode {
 	return 0
 }
 
+// InvalidMessageError is why an inbound message was rejected: it was not
+// valid JSON, did not match the schema of In, or came in a binary frame.
+// Under InvalidYield the stream yields it; under InvalidReply its Reason is
+// sent to the client.
+type InvalidMessageError struct {
+	// Field is the JSON Pointer (RFC 6901) of the offending value, "" when
+	// the message as a whole is at fault.
+	Field string
+	// Reason says what is wrong, naming the field; it is safe to show the
+	// client (it never echoes more than a field name and the schema).
+	Reason string
+	// Err is the underlying error, when there is one: a
+	// *jsonschema.ValidationError of github.com/santhosh-tekuri/jsonschema/v6,
+	// a JSON syntax error (io.ErrUnexpectedEOF for a truncated message), or
+	// the *json.UnmarshalTypeError of a value In cannot hold. It is nil for
+	// a binary frame and for the parser's own refusals (a repeated or
+	// case-variant key, too deep, a number too long or out of range).
+	Err error
+}
+
+// Error returns the Reason after "wsroom: invalid message: ".
+func (e *InvalidMessageError) Error() string { return "wsroom: invalid message: " + e.Reason }
+
+// Unwrap returns the underlying error.
+func (e *InvalidMessageError) Unwrap() error { return e.Err }
+
 var (
 	// ErrClosed is returned by Send on a connection that is closing or closed.
 	ErrClosed = errors.New("wsroom: connection closed")

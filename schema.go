@@ -3,63 +3,21 @@ package wsroom
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 
 	"github.com/invopop/jsonschema"
 	jsv "github.com/santhosh-tekuri/jsonschema/v6"
-	"golang.org/x/text/language"
-	"golang.org/x/text/message"
+	"github.com/wsroom/wsroom/internal/strictjson"
 )
 
-// InvalidMessageError is why an inbound message was rejected: it was not
-// valid JSON, did not match the schema of In, or came in a binary frame.
-// Under InvalidYield the stream yields it; under InvalidReply its Reason is
-// sent to the client.
-type InvalidMessageError struct {
-	// Field is the JSON Pointer (RFC 6901) of the offending value, "" when
-	// the message as a whole is at fault.
-	Field string
-	// Reason says what is wrong, naming the field; it is safe to show the
-	// client (it never echoes more than a field name and the schema).
-	Reason string
-	// Err is the underlying error, when there is one: a
-	// *jsonschema.ValidationError of github.com/santhosh-tekuri/jsonschema/v6,
-	// a JSON syntax error (io.ErrUnexpectedEOF for a truncated message), or
-	// the *json.UnmarshalTypeError of a value In cannot hold. It is nil for
-	// a binary frame and for the parser's own refusals (a repeated or
-	// case-variant key, too deep, a number too long or out of range).
-	Err error
-}
-
-func (e *InvalidMessageError) Error() string { return "wsroom: invalid message: " + e.Reason }
-
-// Unwrap returns the underlying error.
-func (e *InvalidMessageError) Unwrap() error { return e.Err }
-
-// errBinary rejects a binary frame: endpoints speak JSON in text frames.
-func errBinary() *InvalidMessageError {
-	return &InvalidMessageError{Reason: "binary frames are not supported"}
-}
-
-func defaultErrorReply(e *InvalidMessageError) any {
-	return errorReply{Type: "error", Error: e.Reason}
-}
-
-// errorReply is the default answer to an invalid message.
-type errorReply struct {
-	Type  string `json:"type"`
-	Error string `json:"error"`
-}
-
 // schemas holds the JSON Schemas reflected from an endpoint's In and Out,
-// the compiled validator of In and the guard of In's keys.
+// the compiled validator of In and the strict decoder that feeds it.
 type schemas struct {
 	in, out   []byte
 	validator *jsv.Schema
-	guard     *keyGuard
+	strict    *strictjson.Decoder
 }
 
 // compileSchemas reflects the schemas of in and out and compiles the one of
@@ -88,7 +46,7 @@ func compileSchemas(r *jsonschema.Reflector, in, out any) (*schemas, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsroom: compile schema of In: %w", err)
 	}
-	return &schemas{in: inJSON, out: outJSON, validator: v, guard: guardFor(reflect.TypeOf(in))}, nil
+	return &schemas{in: inJSON, out: outJSON, validator: v, strict: strictjson.New(reflect.TypeOf(in), v.Validate)}, nil
 }
 
 // rootRef returns the fragment a schema whose root only refers to one of
@@ -114,94 +72,4 @@ func rootRef(doc any) string {
 		return ""
 	}
 	return ref
-}
-
-// decode parses data, validates it against the schema of In and decodes it
-// into v, a pointer to the In the schemas were compiled for. The handler
-// sees v only when decode returns nil.
-func (s *schemas) decode(data []byte, v any) *InvalidMessageError {
-	doc, bad := parseMessage(data)
-	if bad == nil && s.guard != nil {
-		bad = s.guard.check(doc)
-	}
-	if bad != nil {
-		if bad.Field != "" {
-			bad.Reason = bad.Field + ": " + bad.Reason
-		}
-		return bad
-	}
-	if err := s.validator.Validate(doc); err != nil {
-		var ve *jsv.ValidationError
-		if !errors.As(err, &ve) {
-			return &InvalidMessageError{Reason: err.Error(), Err: err}
-		}
-		return validationFailure(ve)
-	}
-	recycle(doc)
-	if err := json.Unmarshal(data, v); err != nil {
-		// The schema admitted a value Go cannot hold, such as an integer
-		// beyond int64.
-		e := &InvalidMessageError{Reason: err.Error(), Err: err}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			e.Field = "/" + strings.ReplaceAll(te.Field, ".", "/")
-			e.Reason = fmt.Sprintf("%s: value does not fit %s", e.Field, te.Type)
-		}
-		return e
-	}
-	return nil
-}
-
-// printer renders the validator's messages.
-var printer = message.NewPrinter(language.English)
-
-// maxReasons bounds how many schema violations a rejection lists.
-const maxReasons = 3
-
-// validationFailure turns the validator's tree of errors into a rejection
-// listing the leaf violations, each prefixed by the field it concerns.
-func validationFailure(ve *jsv.ValidationError) *InvalidMessageError {
-	var leaves []*jsv.ValidationError
-	var walk func(*jsv.ValidationError)
-	walk = func(e *jsv.ValidationError) {
-		if len(e.Causes) == 0 {
-			leaves = append(leaves, e)
-			return
-		}
-		for _, c := range e.Causes {
-			walk(c)
-		}
-	}
-	walk(ve)
-	e := &InvalidMessageError{Field: jsonPointer(leaves[0].InstanceLocation), Err: ve}
-	var b strings.Builder
-	for i, leaf := range leaves {
-		if i == maxReasons {
-			fmt.Fprintf(&b, "; and %d more", len(leaves)-maxReasons)
-			break
-		}
-		if i > 0 {
-			b.WriteString("; ")
-		}
-		if p := jsonPointer(leaf.InstanceLocation); p != "" {
-			b.WriteString(p)
-			b.WriteString(": ")
-		}
-		b.WriteString(leaf.ErrorKind.LocalizedString(printer))
-	}
-	e.Reason = b.String()
-	return e
-}
-
-// pointerEscaper escapes a JSON Pointer token (RFC 6901 section 3).
-var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-// jsonPointer renders an instance location as an RFC 6901 JSON Pointer.
-func jsonPointer(tokens []string) string {
-	var b strings.Builder
-	for _, t := range tokens {
-		b.WriteByte('/')
-		b.WriteString(pointerEscaper.Replace(t))
-	}
-	return b.String()
 }

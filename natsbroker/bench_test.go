@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/wsroom/wsroom"
-	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/brokertest"
 )
 
 // benchMsg carries its publication time, for latency.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/wsroom/wsroom"
-	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/brokertest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/natsbroker"
 )

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/wsroom/wsroom"
-	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/brokertest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/redisbroker"
 )

@@ -16,7 +16,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
-	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/brokertest"
 	"github.com/wsroom/wsroom/internal/redistest"
 	"github.com/wsroom/wsroom/redisbroker"
 )

@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
-	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/brokertest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/redisbroker"
 )

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/wsroom/wsroom/internal/brokertest"
+	"github.com/wsroom/wsroom/brokertest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/redisbroker"
 )

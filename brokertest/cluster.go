@@ -15,6 +15,11 @@ import (
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
+// Client is a WebSocket client of an Instance, on a real socket: Send
+// writes a message as JSON, JSON reads the next one, Close closes the
+// connection.
+type Client = wstest.Client
+
 // Msg is what the test instances' clients send and receive.
 type Msg struct {
 	From string `json:"from"`
@@ -65,7 +70,7 @@ func StartInstance(t testing.TB, b wsroom.Broker) *Instance {
 
 // Join connects a client to room on the instance and waits until the room
 // has it.
-func (in *Instance) Join(t testing.TB, room string) *wstest.Client {
+func (in *Instance) Join(t testing.TB, room string) *Client {
 	t.Helper()
 	before := in.Rooms.Room(room).Len()
 	c := wstest.Dial(t, in.URL+"/"+room)
@@ -74,7 +79,7 @@ func (in *Instance) Join(t testing.TB, room string) *wstest.Client {
 }
 
 // next returns the next message c receives that is not a probe (Seq < 0).
-func next(t testing.TB, c *wstest.Client) Msg {
+func next(t testing.TB, c *Client) Msg {
 	t.Helper()
 	for {
 		var m Msg
@@ -88,7 +93,7 @@ func next(t testing.TB, c *wstest.Client) Msg {
 // Bridge sends probes from one client until another, on another instance,
 // receives one of them: the brokers' subscriptions are then active end to
 // end in that direction.
-func Bridge(t testing.TB, from, to *wstest.Client) {
+func Bridge(t testing.TB, from, to *Client) {
 	t.Helper()
 	probe := fmt.Sprintf("probe-%p", from)
 	deadline := time.Now().Add(2 * wstest.Timeout)
@@ -156,7 +161,7 @@ func TwoInstances(t *testing.T, pair Pair, n int) {
 
 // drainProbes sends a marker through each client and discards what they
 // receive until it arrives, so no probe is left in flight.
-func drainProbes(t testing.TB, clients ...*wstest.Client) {
+func drainProbes(t testing.TB, clients ...*Client) {
 	t.Helper()
 	for i, c := range clients {
 		marker := Msg{From: fmt.Sprint("drain", i), Seq: -1000 - i}

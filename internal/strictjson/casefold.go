@@ -1,4 +1,4 @@
-package wsroom
+package strictjson
 
 import (
 	"encoding"
@@ -13,18 +13,18 @@ import (
 // Unicode case folding ("TYPE", "Type", "\u212aind" for "kind"), while the
 // validator matches keys exactly. Where the schema admits unknown keys
 // (AllowAdditionalProperties, maps), a key that is not a field's name but
-// folds to one would reach the field unvalidated. A keyGuard refuses such
+// folds to one would reach the field unvalidated. A caseCheck refuses such
 // keys, walking the message beside the Go type it will fill.
 
-// keyGuard is the check of one Go type, built once per endpoint; nil where
+// caseCheck is the check of one Go type, built once per Decoder; nil where
 // nothing a folded key could fill lies under the type (scalars, interfaces,
 // types that decode themselves).
-type keyGuard struct {
+type caseCheck struct {
 	// fields, for a struct, maps the JSON name of each field (promoted ones
-	// included) to the guard of the field's type.
-	fields map[string]*keyGuard
-	// elem, for a map, slice or array, is the guard of its elements.
-	elem *keyGuard
+	// included) to the check of the field's type.
+	fields map[string]*caseCheck
+	// elem, for a map, slice or array, is the check of its elements.
+	elem *caseCheck
 }
 
 var (
@@ -32,19 +32,19 @@ var (
 	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
-// guardFor builds the guard of the values of type t.
-func guardFor(t reflect.Type) *keyGuard {
-	return buildGuard(t, map[reflect.Type]*keyGuard{})
+// caseCheckFor builds the check of the values of type t.
+func caseCheckFor(t reflect.Type) *caseCheck {
+	return buildCaseCheck(t, map[reflect.Type]*caseCheck{})
 }
 
-// buildGuard builds the guard of t; built holds the guards already built
-// or being built, so that a recursive type refers to its own guard.
-func buildGuard(t reflect.Type, built map[reflect.Type]*keyGuard) *keyGuard {
+// buildCaseCheck builds the check of t; built holds the checks already
+// built or being built, so that a recursive type refers to its own check.
+func buildCaseCheck(t reflect.Type, built map[reflect.Type]*caseCheck) *caseCheck {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if g, ok := built[t]; ok {
-		return g
+	if cc, ok := built[t]; ok {
+		return cc
 	}
 	switch t.Kind() {
 	case reflect.Struct, reflect.Map, reflect.Slice, reflect.Array:
@@ -54,38 +54,38 @@ func buildGuard(t reflect.Type, built map[reflect.Type]*keyGuard) *keyGuard {
 	if decodesItself(t) {
 		return nil
 	}
-	g := new(keyGuard)
-	built[t] = g
+	cc := new(caseCheck)
+	built[t] = cc
 	if t.Kind() == reflect.Struct {
-		g.fields = map[string]*keyGuard{}
+		cc.fields = map[string]*caseCheck{}
 		for name, ft := range fieldsOf(t) {
-			g.fields[name] = buildGuard(ft, built)
+			cc.fields[name] = buildCaseCheck(ft, built)
 		}
-		return g
+		return cc
 	}
-	// A container of values that need no guard needs none either; nothing
-	// refers to g then, as only a type containing t could.
-	if g.elem = buildGuard(t.Elem(), built); g.elem == nil {
+	// A container of values that need no check needs none either; nothing
+	// refers to cc then, as only a type containing t could.
+	if cc.elem = buildCaseCheck(t.Elem(), built); cc.elem == nil {
 		built[t] = nil
 		return nil
 	}
-	return g
+	return cc
 }
 
 // check reports the first key of v that differs only in case from a field
 // name of the struct it fills.
-func (g *keyGuard) check(v any) *InvalidMessageError {
-	if g.fields == nil {
+func (cc *caseCheck) check(v any) *Rejection {
+	if cc.fields == nil {
 		switch v := v.(type) {
 		case map[string]any:
 			for key, e := range v {
-				if bad := g.elem.check(e); bad != nil {
+				if bad := cc.elem.check(e); bad != nil {
 					return bad.under(key)
 				}
 			}
 		case []any:
 			for i, e := range v {
-				if bad := g.elem.check(e); bad != nil {
+				if bad := cc.elem.check(e); bad != nil {
 					return bad.under(strconv.Itoa(i))
 				}
 			}
@@ -97,17 +97,17 @@ func (g *keyGuard) check(v any) *InvalidMessageError {
 		return nil
 	}
 	for key, val := range obj {
-		if fg, ok := g.fields[key]; ok {
-			if fg != nil {
-				if bad := fg.check(val); bad != nil {
+		if fc, ok := cc.fields[key]; ok {
+			if fc != nil {
+				if bad := fc.check(val); bad != nil {
 					return bad.under(key)
 				}
 			}
 			continue
 		}
-		for name := range g.fields {
+		for name := range cc.fields {
 			if strings.EqualFold(key, name) {
-				return (&InvalidMessageError{Reason: fmt.Sprintf("key %q differs only in case from field %q", key, name)}).under(key)
+				return (&Rejection{Reason: fmt.Sprintf("key %q differs only in case from field %q", key, name)}).under(key)
 			}
 		}
 	}
@@ -131,7 +131,7 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 // collectFields follows encoding/json's naming: exported fields, the name
 // in the json tag or else the field's, "-" skipped, untagged embedded
 // structs promoted. Where encoding/json would hide a conflicting name,
-// keeping it only makes the guard stricter.
+// keeping it only makes the check stricter.
 func collectFields(t reflect.Type, fields map[string]reflect.Type, seen map[reflect.Type]bool) {
 	if seen[t] {
 		return

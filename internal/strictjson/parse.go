@@ -1,4 +1,4 @@
-package wsroom
+package strictjson
 
 import (
 	"encoding/json"
@@ -34,7 +34,7 @@ const (
 // message goes through it, and encoding/json's tokenizer took as long as
 // validating and decoding the message together. Syntax errors are worded
 // as encoding/json words them.
-func parseMessage(data []byte) (any, *InvalidMessageError) {
+func parseMessage(data []byte) (any, *Rejection) {
 	p := parser{data: data}
 	v, bad := p.value(0)
 	if bad != nil {
@@ -51,7 +51,7 @@ type parser struct {
 	data []byte
 	pos  int // the next byte to read
 	// text holds the decoded strings and number literals of the message:
-	// they must outlive data, which is reused once decode returns, and one
+	// they must outlive data, which the caller may reuse once Decode returns, and one
 	// buffer costs one allocation instead of one per string. A
 	// strings.Builder never changes bytes it has handed out.
 	text strings.Builder
@@ -62,7 +62,7 @@ type parser struct {
 
 // value parses the value at p.pos, preceded by whitespace, depth being the
 // number of objects and arrays around it.
-func (p *parser) value(depth int) (any, *InvalidMessageError) {
+func (p *parser) value(depth int) (any, *Rejection) {
 	i := p.skipSpace()
 	if i == len(p.data) {
 		return nil, p.fail(i, "looking for beginning of value")
@@ -70,7 +70,7 @@ func (p *parser) value(depth int) (any, *InvalidMessageError) {
 	switch c := p.data[i]; c {
 	case '{', '[':
 		if depth == maxDepth {
-			return nil, &InvalidMessageError{Reason: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
+			return nil, &Rejection{Reason: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
 		}
 		if c == '{' {
 			return p.object(depth + 1)
@@ -96,7 +96,7 @@ func (p *parser) value(depth int) (any, *InvalidMessageError) {
 	}
 }
 
-func (p *parser) object(depth int) (any, *InvalidMessageError) {
+func (p *parser) object(depth int) (any, *Rejection) {
 	var obj map[string]any
 	if depth == 1 {
 		obj = objects.Get().(map[string]any) // recycle returns it
@@ -118,7 +118,7 @@ func (p *parser) object(depth int) (any, *InvalidMessageError) {
 			return nil, bad
 		}
 		if _, dup := obj[key]; dup {
-			return nil, (&InvalidMessageError{Reason: fmt.Sprintf("key %q appears twice", key)}).under(key)
+			return nil, (&Rejection{Reason: fmt.Sprintf("key %q appears twice", key)}).under(key)
 		}
 		if i = p.skipSpace(); i == len(p.data) || p.data[i] != ':' {
 			return nil, p.fail(i, "after object key")
@@ -142,7 +142,7 @@ func (p *parser) object(depth int) (any, *InvalidMessageError) {
 	}
 }
 
-func (p *parser) array(depth int) (any, *InvalidMessageError) {
+func (p *parser) array(depth int) (any, *Rejection) {
 	p.pos++ // '['
 	base := len(p.items)
 	if i := p.skipSpace(); i < len(p.data) && p.data[i] == ']' {
@@ -189,7 +189,7 @@ var plain = func() (t [256]bool) {
 // string parses the string at p.pos and returns it decoded, as
 // encoding/json decodes it: invalid UTF-8 and \u escapes of lone or
 // mismatched surrogates become U+FFFD.
-func (p *parser) string() (string, *InvalidMessageError) {
+func (p *parser) string() (string, *Rejection) {
 	data := p.data
 	i := p.pos + 1 // past '"'
 	start := p.startText(i)
@@ -208,7 +208,7 @@ func (p *parser) string() (string, *InvalidMessageError) {
 			return p.text.String()[start:], nil
 		case c == '\\':
 			p.text.Write(data[from:i])
-			var bad *InvalidMessageError
+			var bad *Rejection
 			if i, bad = p.escape(i); bad != nil {
 				return "", bad
 			}
@@ -240,7 +240,7 @@ func (p *parser) startText(from int) int {
 
 // escape decodes the escape sequence at data[i] into p.text and returns
 // the index past it.
-func (p *parser) escape(i int) (int, *InvalidMessageError) {
+func (p *parser) escape(i int) (int, *Rejection) {
 	data := p.data
 	if i+1 == len(data) {
 		return 0, p.fail(i+1, "in string escape code")
@@ -316,7 +316,7 @@ func hexValue(c byte) rune {
 }
 
 // number parses the number literal at p.pos.
-func (p *parser) number() (any, *InvalidMessageError) {
+func (p *parser) number() (any, *Rejection) {
 	data := p.data
 	start := p.pos
 	i := start
@@ -350,7 +350,7 @@ func (p *parser) number() (any, *InvalidMessageError) {
 		i = skipDigits(data, i+1)
 	}
 	if i-start > maxNumberLen {
-		return nil, &InvalidMessageError{Reason: fmt.Sprintf("number longer than %d characters", maxNumberLen)}
+		return nil, &Rejection{Reason: fmt.Sprintf("number longer than %d characters", maxNumberLen)}
 	}
 	n := p.startText(start)
 	p.text.Write(data[start:i])
@@ -358,7 +358,7 @@ func (p *parser) number() (any, *InvalidMessageError) {
 	// Without an exponent, a literal of at most maxNumberLen bytes lies
 	// well within a float64's range.
 	if exponent && !numberInRange(lit) {
-		return nil, &InvalidMessageError{Reason: "number out of range"}
+		return nil, &Rejection{Reason: "number out of range"}
 	}
 	p.pos = i
 	return json.Number(lit), nil
@@ -374,7 +374,7 @@ func skipDigits(data []byte, i int) int {
 }
 
 // literal parses true, false or null, whose first byte is at p.pos.
-func (p *parser) literal(word string) *InvalidMessageError {
+func (p *parser) literal(word string) *Rejection {
 	for k := 1; k < len(word); k++ {
 		i := p.pos + k
 		if i == len(p.data) || p.data[i] != word[k] {
@@ -402,12 +402,12 @@ func (p *parser) skipSpace() int {
 
 // fail rejects the byte at data[i], or the end of the data if i is past
 // it, where context says what was expected.
-func (p *parser) fail(i int, context string) *InvalidMessageError {
+func (p *parser) fail(i int, context string) *Rejection {
 	if i >= len(p.data) {
-		return &InvalidMessageError{Reason: "invalid JSON: " + io.ErrUnexpectedEOF.Error(), Err: io.ErrUnexpectedEOF}
+		return &Rejection{Reason: "invalid JSON: " + io.ErrUnexpectedEOF.Error(), Err: io.ErrUnexpectedEOF}
 	}
 	msg := "invalid character " + quoteChar(p.data[i]) + " " + context
-	return &InvalidMessageError{Reason: "invalid JSON: " + msg, Err: fmt.Errorf("%s at offset %d", msg, i)}
+	return &Rejection{Reason: "invalid JSON: " + msg, Err: fmt.Errorf("%s at offset %d", msg, i)}
 }
 
 // quoteChar quotes a byte as encoding/json's syntax errors do.
@@ -420,15 +420,6 @@ func quoteChar(c byte) string {
 	}
 	s := strconv.Quote(string(rune(c)))
 	return "'" + s[1:len(s)-1] + "'"
-}
-
-// under places a rejection found inside a member at that member's key.
-func (e *InvalidMessageError) under(key string) *InvalidMessageError {
-	if e.Field == "" && e.Err != nil {
-		return e // a syntax error: it has no field
-	}
-	e.Field = "/" + pointerEscaper.Replace(key) + e.Field
-	return e
 }
 
 // numberInRange reports whether a number literal fits a float64, neither
@@ -455,7 +446,7 @@ const smallObject = 8
 
 // recycle returns the top-level map of a parsed message to objects. The
 // message must be referenced nowhere else: the validator keeps nothing of a
-// value that passed.
+// tree that passed.
 func recycle(doc any) {
 	if m, ok := doc.(map[string]any); ok && len(m) <= smallObject {
 		clear(m)

@@ -16,15 +16,19 @@ import (
 // server; they are closed at the test's cleanup.
 type Pair func(t *testing.T) (a, b wsroom.Broker)
 
-// Run checks the Broker contract: delivery to other processes but not back
+// Run checks the Broker contract on brokers from pair, each part a
+// subtest (see the package doc): delivery to other processes but not back
 // to the publisher, a subscription in effect once ready, per-publisher
-// order, rooms kept apart whatever their names, and cancel.
+// order, rooms kept apart whatever their names, cancel, and two complete
+// wsroom instances joined by the brokers. Each subtest calls pair afresh.
 func Run(t *testing.T, pair Pair) {
 	t.Run("DeliversToOtherProcessesOnly", func(t *testing.T) { deliversToOthersOnly(t, pair) })
 	t.Run("ReadyMeansSubscribed", func(t *testing.T) { readyMeansSubscribed(t, pair) })
 	t.Run("KeepsPublisherOrder", func(t *testing.T) { keepsOrder(t, pair) })
 	t.Run("KeepsRoomsApartWhateverTheirNames", func(t *testing.T) { keepsRoomsApart(t, pair) })
 	t.Run("CancelStopsDelivery", func(t *testing.T) { cancelStops(t, pair) })
+	t.Run("JoinThenPublish", func(t *testing.T) { JoinThenPublish(t, pair, 100) })
+	t.Run("TwoInstances", func(t *testing.T) { TwoInstances(t, pair, 1000) })
 }
 
 // Subscribe subscribes deliver to room on b and waits for the
@@ -163,10 +167,12 @@ func keepsOrder(t *testing.T, pair Pair) {
 
 // hostileNames are room names that must neither be refused nor reach
 // other rooms: wildcards and separators of NATS subjects and Redis
-// patterns, spaces, control characters, non-ASCII and very long names.
+// patterns, SQL quoting and statement separators, spaces, control
+// characters and NUL, non-ASCII and very long names.
 var hostileNames = []string{
 	"plain", "", "a.b", "a.*", "*", ">", "a.>", "a b", "tab\there", "new\nline",
 	"ümlaut-房间", "a/b", "room:1", "wsroom", "[abc]", "a?c", "h*llo", "%2A", "$SYS",
+	"'", `"`, "a'; DROP TABLE x; --", `"; NOTIFY x; --`, "$$", `\`, "nul\x00byte", "\x00",
 	strings.Repeat("long", 100),
 	strings.Repeat("x", 100_000), // beyond protocol line limits: must be shortened, not sent as is
 }

@@ -53,7 +53,7 @@ func JoinThenPublish(t *testing.T, pair Pair, rounds int) {
 
 // nextMsg returns the next message c receives, failing the test after
 // wstest.Timeout.
-func nextMsg(t testing.TB, c *wstest.Client) Msg {
+func nextMsg(t testing.TB, c *Client) Msg {
 	t.Helper()
 	var m Msg
 	c.JSON(t, &m)

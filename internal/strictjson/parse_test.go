@@ -1,4 +1,4 @@
-package wsroom
+package strictjson
 
 import (
 	"bytes"
@@ -25,7 +25,7 @@ import (
 //
 // Run it with
 //
-//	go test -run '^$' -fuzz '^FuzzParseMessage$' -fuzztime 3m .
+//	go test -run '^$' -fuzz '^FuzzParseMessage$' -fuzztime 3m ./internal/strictjson
 func FuzzParseMessage(f *testing.F) {
 	for _, seed := range parseSeeds() {
 		f.Add([]byte(seed))
@@ -60,7 +60,7 @@ func checkParse(t *testing.T, data []byte) {
 	in := bytes.Clone(data)
 	got, bad := parseMessage(in)
 	for i := range in {
-		in[i] = '#' // the input is reused once decode returns
+		in[i] = '#' // the caller may reuse the input once Decode returns
 	}
 	switch {
 	case bad == nil && wantBad != nil:
@@ -108,7 +108,7 @@ func checkParse(t *testing.T, data []byte) {
 // was: it decides acceptance and builds the tree with encoding/json, and
 // words refusals of shape. Its syntax errors carry encoding/json's error,
 // not its wording, which FuzzParseMessage takes from json.Unmarshal.
-func referenceParse(data []byte) (any, *InvalidMessageError) {
+func referenceParse(data []byte) (any, *Rejection) {
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	v, bad := referenceValue(d, 0)
@@ -124,7 +124,7 @@ func referenceParse(data []byte) (any, *InvalidMessageError) {
 	return v, nil
 }
 
-func referenceValue(d *json.Decoder, depth int) (any, *InvalidMessageError) {
+func referenceValue(d *json.Decoder, depth int) (any, *Rejection) {
 	tok, err := d.Token()
 	if err != nil {
 		return nil, referenceSyntaxError(err)
@@ -132,7 +132,7 @@ func referenceValue(d *json.Decoder, depth int) (any, *InvalidMessageError) {
 	switch tok := tok.(type) {
 	case json.Delim:
 		if depth == maxDepth {
-			return nil, &InvalidMessageError{Reason: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
+			return nil, &Rejection{Reason: fmt.Sprintf("nested deeper than %d levels", maxDepth)}
 		}
 		if tok == '[' {
 			return referenceArray(d, depth+1)
@@ -140,10 +140,10 @@ func referenceValue(d *json.Decoder, depth int) (any, *InvalidMessageError) {
 		return referenceObject(d, depth+1)
 	case json.Number:
 		if len(tok) > maxNumberLen {
-			return nil, &InvalidMessageError{Reason: fmt.Sprintf("number longer than %d characters", maxNumberLen)}
+			return nil, &Rejection{Reason: fmt.Sprintf("number longer than %d characters", maxNumberLen)}
 		}
 		if !numberInRange(string(tok)) {
-			return nil, &InvalidMessageError{Reason: "number out of range"}
+			return nil, &Rejection{Reason: "number out of range"}
 		}
 		return tok, nil
 	default:
@@ -151,7 +151,7 @@ func referenceValue(d *json.Decoder, depth int) (any, *InvalidMessageError) {
 	}
 }
 
-func referenceObject(d *json.Decoder, depth int) (any, *InvalidMessageError) {
+func referenceObject(d *json.Decoder, depth int) (any, *Rejection) {
 	obj := make(map[string]any)
 	for d.More() {
 		tok, err := d.Token()
@@ -160,7 +160,7 @@ func referenceObject(d *json.Decoder, depth int) (any, *InvalidMessageError) {
 		}
 		key := tok.(string) // the decoder allows nothing else here
 		if _, dup := obj[key]; dup {
-			return nil, &InvalidMessageError{Field: "/" + pointerEscaper.Replace(key), Reason: fmt.Sprintf("key %q appears twice", key)}
+			return nil, &Rejection{Field: "/" + pointerEscaper.Replace(key), Reason: fmt.Sprintf("key %q appears twice", key)}
 		}
 		v, bad := referenceValue(d, depth)
 		if bad != nil {
@@ -174,7 +174,7 @@ func referenceObject(d *json.Decoder, depth int) (any, *InvalidMessageError) {
 	return obj, nil
 }
 
-func referenceArray(d *json.Decoder, depth int) (any, *InvalidMessageError) {
+func referenceArray(d *json.Decoder, depth int) (any, *Rejection) {
 	arr := []any{}
 	for d.More() {
 		v, bad := referenceValue(d, depth)
@@ -189,8 +189,8 @@ func referenceArray(d *json.Decoder, depth int) (any, *InvalidMessageError) {
 	return arr, nil
 }
 
-func referenceSyntaxError(err error) *InvalidMessageError {
-	return &InvalidMessageError{Reason: "invalid JSON: " + err.Error(), Err: err}
+func referenceSyntaxError(err error) *Rejection {
+	return &Rejection{Reason: "invalid JSON: " + err.Error(), Err: err}
 }
 
 func TestParseMessageSeeds(t *testing.T) {
@@ -233,6 +233,9 @@ func TestParseMessageRefusals(t *testing.T) {
 		}
 	}
 }
+
+// inbound is the message of the root package's BenchmarkDecode.
+var inbound = []byte(`{"type":"message","username":"alice","content":"hello, room","timestamp":"2026-11-28T10:00:00.000Z"}`)
 
 // BenchmarkParseMessage compares parseMessage with referenceParse and with
 // the tree json.Decoder builds, on the message of BenchmarkDecode.

@@ -1,8 +1,3 @@
-// Package brokertest holds what every wsroom.Broker must pass: a
-// conformance suite for the Broker contract, an end-to-end check of two
-// wsroom instances joined by a broker, and an in-memory broker that the
-// core's tests use. The adapters (natsbroker, redisbroker) run the same
-// suite against real servers.
 package brokertest
 
 import (

@@ -1,0 +1,117 @@
+// Package pgbroker is a wsroom.Broker on PostgreSQL: a room spans every
+// process whose Broker uses the same database and prefix, with no server
+// other than the database the application already runs.
+//
+//	pool, err := pgxpool.New(ctx, "postgres://app@db:5432/app")
+//	broker, err := pgbroker.New(ctx, pool, pgbroker.WithPrefix("chat"))
+//	defer broker.Close()
+//	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker))
+//
+// # Tables and channels
+//
+// A Broker keeps two tables, "<prefix>_rooms" and "<prefix>_log" (the
+// prefix is "wsroom" unless WithPrefix changes it), in the first schema of
+// the connection's search_path. New creates them if they do not exist, in
+// a transaction under an advisory lock of the prefix, so processes that
+// start together create them once. With WithoutSchemaSetup, New only
+// checks that they exist: run the migration beforehand, schema.sql in this
+// module for the default prefix, or SchemaSQL(prefix) for another.
+//
+// A room is known by its key, the first 16 bytes of the SHA-256 of its
+// name in hexadecimal, and its channel is "<prefix>_<key>". No room name
+// reaches SQL text or an identifier, whatever it holds (quotes,
+// semicolons, NUL, invalid UTF-8, 100 KB), and every channel fits
+// PostgreSQL's 63-byte identifiers, so none is truncated into another.
+// Every value travels as a statement parameter.
+//
+// # Publishing
+//
+// Publish is one statement and one transaction: it takes the room's next
+// offset from its row in the rooms table (made, with a random epoch, by
+// the room's first publish), appends the message to the log under that
+// offset, and notifies the room's channel. The room's row stays locked
+// until the commit, and PostgreSQL delivers notifications in commit
+// order, so a room's messages are notified in the order of their offsets,
+// on every listener. Publish waits for the commit, for at most the
+// publish timeout (WithPublishTimeout, one second), so one publisher's
+// messages arrive in order and a publish PostgreSQL did not take is an
+// error. Publishes to one room are serialised by its row: a room takes
+// about one publish per commit latency.
+//
+// A notification's payload must be under 8000 bytes of text. A message of
+// up to 7942 bytes of valid UTF-8 without NUL (of ASCII, if the database's
+// encoding is not UTF8) travels in its notification; any other, up to
+// whatever the endpoint accepts, travels in the log, and the notification
+// carries only its position: the listener reads it from the log, in its
+// place in the room's order (Stats.FromLog).
+//
+// # One listening connection
+//
+// A Broker holds one connection of its own for LISTEN, made with the
+// pool's connection config (it does not count against the pool's size),
+// for all its rooms: a room's first local member LISTENs its channel, its
+// last leaving member UNLISTENs it. Subscribe and cancel never wait for
+// the network: they record the change and interrupt the goroutine that
+// owns the connection, which applies changes in order and hands
+// notifications to the rooms, one at a time, so a room's deliver func is
+// never called concurrently. Subscribe's ready is closed once the LISTEN
+// has completed and the listener has read the room's latest offset: every
+// message committed from then on is delivered. Joining a new room
+// therefore costs two round trips to PostgreSQL; a room already listened
+// to is ready at once.
+//
+// # No loss across a listener drop
+//
+// The listener remembers, for each room it listens to, the offset of the
+// last message it handed to the room (or skipped as its own). When its
+// connection drops and comes back (a server restart, pg_terminate_backend,
+// a network failure noticed by the health check), it LISTENs every room
+// again, then reads from the log what each room received after that
+// offset, and delivers it in order before any live notification; live
+// notifications of messages it has read are dropped (Stats.Duplicates).
+// A notification that skips an offset (so the listener missed one) makes
+// it read the log the same way. Members see nothing of the drop: no
+// message lost, none twice, no reconnect of their WebSockets.
+//
+// What is lost, and when:
+//
+//   - Nothing a publish committed, as long as the log still holds it when
+//     the listener reads it: the log keeps each room's latest 1000
+//     messages and nothing older than 10 minutes (WithRetention). A
+//     listener away longer, or behind by more, misses what was trimmed
+//     (counted in Stats.Missed; the rest is delivered in order).
+//   - Publishes while the database is unreachable fail: Publish returns
+//     the error within the publish timeout, wsroom wraps it in
+//     wsroom.ErrBroker, local members have the message and members in
+//     other processes never get it. Nothing is buffered and replayed.
+//   - Messages published before a room's first member joined on this
+//     process (before ready is closed) are not delivered to it: the log is
+//     read back only for rooms the listener was already listening to.
+//   - Rooms joined while the listener is disconnected are ready at once,
+//     and receive what is published from the moment the listener is back.
+//   - A database crash loses whatever its commits lose (synchronous_commit
+//     and fsync are the server's to set); a failover to a replica loses
+//     what had not reached it.
+//
+// Every Broker trims the log in the background (Trim), every tenth of the
+// maximum age, between one second and one minute; a room whose log is
+// empty and which has been idle for the maximum age loses its row, and
+// its offsets restart in a new epoch, which listeners follow.
+//
+// # Echoes and foreign messages
+//
+// A listener receives the notifications of its own process's publishes
+// too. Each message, in the log and in its notification, names the Broker
+// that published it (16 lowercase hexadecimal digits drawn at random by
+// New), and a Broker drops its own (Stats.Echoes). A notification on a room's channel that is not
+// "epoch:offset:origin[:message]" is dropped (Stats.Malformed). Whoever
+// may write the tables or notify the channels may publish into rooms:
+// grant them to the application's role only.
+//
+// # Versions
+//
+// The module uses pgx v5.12.0, which needs Go 1.25, and is tested against
+// PostgreSQL 15. LISTEN and NOTIFY need a session: behind PgBouncer, the
+// listening connection must go to a pool in session mode (or straight to
+// the server).
+package pgbroker

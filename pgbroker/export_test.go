@@ -1,0 +1,8 @@
+package pgbroker
+
+// ApplicationName is the application_name of b's listening connection,
+// by which tests find its backend.
+func (b *Broker) ApplicationName() string { return "wsroom-pgbroker-" + b.origin }
+
+// Prefix is the prefix b was made with.
+func (b *Broker) Prefix() string { return b.prefix }

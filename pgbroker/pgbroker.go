@@ -1,0 +1,307 @@
+package pgbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/wsroom/wsroom"
+)
+
+// maxReadyWait bounds how long a subscription waits for its LISTEN, well
+// within wsroom.BrokerReadyTimeout.
+const maxReadyWait = time.Second
+
+// Errors of Publish.
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("pgbroker: broker closed")
+)
+
+var _ wsroom.Broker = (*Broker)(nil)
+
+// Broker is a wsroom.Broker on PostgreSQL: a log table, LISTEN and
+// NOTIFY. It is safe for concurrent use. Create it with New.
+type Broker struct {
+	pool   *pgxpool.Pool
+	cfg    config
+	prefix string
+	origin string // this Broker's id in the log and the notifications
+	utf8DB bool   // the database's encoding is UTF8
+	sql    statements
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	start  sync.Once // the listener
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	// publishing is read-locked by each publish: Close takes it to wait
+	// for those in progress.
+	publishing sync.RWMutex
+
+	mu   sync.Mutex
+	subs map[string][]*subscription // room key → its local subscriptions; slices are never modified, only replaced
+	// dirty holds the keys whose LISTEN may have to change.
+	dirty map[string]struct{}
+	// listening holds the keys LISTENed on the current connection, whose
+	// position the listener knows: a subscription to one is in effect at
+	// once.
+	listening map[string]bool
+	waiting   map[string]*waiter // ready of the subscriptions waiting for their key's LISTEN
+	// interrupt ends the listener's wait for a notification; nil while
+	// it is not waiting.
+	interrupt context.CancelFunc
+	// down is set while the listener is known to be disconnected: from a
+	// failed connection or attempt until it has connected again.
+	down bool
+
+	published, publishErrors, received, fromLog, echoes, duplicates, malformed, missed, connErrors atomic.Int64
+}
+
+type subscription struct {
+	deliver   func([]byte)
+	cancelled atomic.Bool
+}
+
+// A waiter is the ready of the subscriptions of a key that wait for its
+// LISTEN; its timer releases them after maxReadyWait.
+type waiter struct {
+	ready chan struct{}
+	timer *time.Timer
+}
+
+// closedReady is the ready of a subscription in effect at once, or that
+// cannot be for now.
+var closedReady = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// New returns a Broker that publishes through pool and listens on a
+// connection of its own, made with pool's connection config. The pool
+// stays the caller's: close it after the Broker. New creates the tables
+// of the prefix if they do not exist (unless WithoutSchemaSetup), and
+// fails if it cannot, if an option is not valid, or if PostgreSQL cannot
+// be reached within ctx.
+func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Broker, error) {
+	if pool == nil {
+		return nil, errors.New("pgbroker: nil pool")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := checkPrefix(cfg.prefix); err != nil {
+		return nil, err
+	}
+	var id [originLen / 2]byte
+	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
+	b := &Broker{
+		pool:      pool,
+		cfg:       cfg,
+		prefix:    cfg.prefix,
+		origin:    hex.EncodeToString(id[:]),
+		sql:       newStatements(cfg.prefix),
+		subs:      map[string][]*subscription{},
+		dirty:     map[string]struct{}{},
+		listening: map[string]bool{},
+		waiting:   map[string]*waiter{},
+	}
+	var err error
+	if cfg.setup {
+		err = b.setupSchema(ctx)
+	} else {
+		err = b.checkSchema(ctx)
+	}
+	if err == nil {
+		var enc string
+		err = pool.QueryRow(ctx, "SHOW server_encoding").Scan(&enc)
+		b.utf8DB = enc == "UTF8"
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pgbroker: %w", err)
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.wg.Add(1)
+	go b.trimEvery(trimInterval(cfg.logAge))
+	return b, nil
+}
+
+// Publish sends payload to the room's members in other processes: it
+// appends payload to the room's log, with the room's next offset, and
+// notifies the room's channel, in one transaction, and waits for
+// PostgreSQL to commit it, for at most the publish timeout. Messages
+// published by one goroutine arrive in order. An error names the room;
+// wsroom's Room.Publish wraps it in wsroom.ErrBroker.
+func (b *Broker) Publish(room string, payload []byte) error {
+	b.publishing.RLock() // Close waits for publishes in progress
+	defer b.publishing.RUnlock()
+	if b.closed.Load() {
+		b.publishErrors.Add(1)
+		return ErrClosed
+	}
+	key := roomKey(room)
+	var text any // NULL: the listener reads the message from the log
+	if inline(payload, b.utf8DB) {
+		text = string(payload)
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
+	defer cancel()
+	if _, err := b.pool.Exec(ctx, b.sql.publish, key, b.origin, payload, b.channel(key), text); err != nil {
+		b.publishErrors.Add(1)
+		return fmt.Errorf("pgbroker: publish to room %q: %w", room, err)
+	}
+	b.published.Add(1)
+	return nil
+}
+
+// Subscribe starts handing deliver the payloads other processes publish to
+// room, until cancel is called. It returns at once: the room's channel is
+// LISTENed in the background, and ready is closed once the LISTEN is in
+// effect and the listener knows the room's latest offset (at once if it is
+// already), or once the Broker knows PostgreSQL is unreachable, or after a
+// second. Messages published before ready is closed may not be delivered.
+// After Close it does nothing and ready is closed.
+func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func(), ready <-chan struct{}) {
+	key, s := roomKey(room), &subscription{deliver: deliver}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return func() {}, closedReady
+	}
+	b.start.Do(func() {
+		b.wg.Add(1)
+		go b.listen()
+	})
+	old := b.subs[key]
+	b.subs[key] = append(old[:len(old):len(old)], s)
+	switch {
+	case b.listening[key]:
+		ready = closedReady
+	case b.down:
+		ready = closedReady // and LISTENed once PostgreSQL is back
+		b.markDirty(key)
+	default:
+		w := b.waiting[key]
+		if w == nil {
+			w = &waiter{ready: make(chan struct{})}
+			w.timer = time.AfterFunc(maxReadyWait, func() { b.releaseKey(key, w) })
+			b.waiting[key] = w
+		}
+		ready = w.ready
+		b.markDirty(key)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { b.unsubscribe(key, s) }) }, ready
+}
+
+func (b *Broker) unsubscribe(key string, s *subscription) {
+	s.cancelled.Store(true)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	old := b.subs[key]
+	next := make([]*subscription, 0, len(old))
+	for _, x := range old {
+		if x != s {
+			next = append(next, x)
+		}
+	}
+	if len(next) > 0 {
+		b.subs[key] = next
+		return
+	}
+	delete(b.subs, key) // s was its last subscription
+	b.markDirty(key)
+}
+
+// markDirty records that key's LISTEN may have to change and interrupts
+// the listener's wait. b.mu is held.
+func (b *Broker) markDirty(key string) {
+	b.dirty[key] = struct{}{}
+	if b.interrupt != nil {
+		b.interrupt()
+		b.interrupt = nil
+	}
+}
+
+// releaseKey closes w's ready if it is still key's waiter: its time is up.
+func (b *Broker) releaseKey(key string, w *waiter) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.waiting[key] == w {
+		delete(b.waiting, key)
+		close(w.ready)
+	}
+}
+
+// releaseWaiting closes the ready of every waiting subscription, or of
+// those whose key is now listened (all false). b.mu is held.
+func (b *Broker) releaseWaiting(all bool) {
+	for key, w := range b.waiting {
+		if all || b.listening[key] {
+			w.timer.Stop()
+			close(w.ready)
+			delete(b.waiting, key)
+		}
+	}
+}
+
+// Stats is a snapshot of a Broker's counters; totals count from New.
+type Stats struct {
+	Rooms         int   // rooms subscribed now (rooms with local members)
+	Published     int64 // publishes PostgreSQL committed
+	PublishErrors int64 // publishes that returned an error
+	Received      int64 // messages from other processes handed to local rooms
+	FromLog       int64 // of Received, those read from the log: too long for a notification, or missed while the listener was away
+	Echoes        int64 // this Broker's own messages received back and dropped
+	Duplicates    int64 // notifications dropped because their message had already been read from the log
+	Malformed     int64 // notifications dropped for a malformed payload
+	Missed        int64 // messages the listener missed and found trimmed from the log
+	ConnErrors    int64 // failures of the listening connection, and failed attempts to connect it
+}
+
+// Stats returns a snapshot of the Broker's counters.
+func (b *Broker) Stats() Stats {
+	b.mu.Lock()
+	rooms := len(b.subs)
+	b.mu.Unlock()
+	return Stats{
+		Rooms:         rooms,
+		Published:     b.published.Load(),
+		PublishErrors: b.publishErrors.Load(),
+		Received:      b.received.Load(),
+		FromLog:       b.fromLog.Load(),
+		Echoes:        b.echoes.Load(),
+		Duplicates:    b.duplicates.Load(),
+		Malformed:     b.malformed.Load(),
+		Missed:        b.missed.Load(),
+		ConnErrors:    b.connErrors.Load(),
+	}
+}
+
+// Close waits for publishes in progress, closes the listening connection
+// and waits for the Broker's goroutines to end: once it returns, no
+// deliver func is running or will be called, and the Broker makes no more
+// use of the pool, which the caller may then close (Close does not).
+// Later publishes return ErrClosed and later subscriptions do nothing.
+// Close is safe to call more than once and returns nil; the error is
+// there for io.Closer.
+func (b *Broker) Close() error {
+	b.mu.Lock() // a Subscribe in progress has started the listener, or will see closed
+	if b.closed.Swap(true) {
+		b.mu.Unlock()
+		return nil
+	}
+	b.mu.Unlock()
+	b.publishing.Lock() // publishes in progress have ended; later ones fail
+	b.publishing.Unlock()
+	b.cancel() // ends the listener's wait and the trimmer's
+	b.wg.Wait()
+	b.mu.Lock()
+	b.releaseWaiting(true)
+	b.mu.Unlock()
+	return nil
+}

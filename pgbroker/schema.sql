@@ -1,0 +1,33 @@
+-- pgbroker's schema for the default prefix "wsroom". Run it once per
+-- database (it is idempotent) when the broker is made with
+-- pgbroker.WithoutSchemaSetup(); for another prefix, run the text that
+-- pgbroker.SchemaSQL(prefix) returns, or replace "wsroom_" below.
+--
+-- The tables are created in the first schema of the search_path.
+
+-- One row per room that has been published to: its key (the first 16
+-- bytes of the SHA-256 of the room's name, in hexadecimal), its epoch
+-- (drawn at random when the row is made: offsets restart from 1 in a new
+-- epoch) and the offset of its last message.
+CREATE TABLE IF NOT EXISTS wsroom_rooms (
+	key     text PRIMARY KEY,
+	epoch   bigint NOT NULL,
+	top     bigint NOT NULL,
+	touched timestamptz NOT NULL DEFAULT now()
+);
+
+-- Every message published, in the order of its room's offsets: the log
+-- that a listener reads what it missed from. The row of a room's offset n
+-- is committed, and its notification sent, before offset n+1 is taken.
+CREATE TABLE IF NOT EXISTS wsroom_log (
+	key     text NOT NULL,
+	epoch   bigint NOT NULL,
+	off     bigint NOT NULL,
+	origin  text NOT NULL,
+	at      timestamptz NOT NULL DEFAULT now(),
+	payload bytea NOT NULL,
+	PRIMARY KEY (key, off)
+);
+
+-- Trimming by age.
+CREATE INDEX IF NOT EXISTS wsroom_log_at ON wsroom_log (at);
