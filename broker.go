@@ -1,6 +1,9 @@
 package wsroom
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // A Broker carries rooms' messages between processes, so that a room spans
 // every instance of a service. Rooms use it only when given one (WithBroker);
@@ -35,3 +38,45 @@ type Broker interface {
 // for a broker to confirm a room's subscription (see Broker). Past it they
 // return anyway: the member is in the room locally.
 const BrokerReadyTimeout = 2 * time.Second
+
+// A HistoryBroker is a Broker that keeps rooms' histories itself, so that
+// a room's recorded messages have the same positions, and reach members
+// in the same order, in every process; a member that drops from one
+// process recovers on another. Rooms of a registry with history and a
+// HistoryBroker (WithHistory, WithBroker) record through it.
+//
+// Offsets count a room's recorded messages from 1 within an epoch, with
+// no gaps; the epoch changes whenever the broker lost the room's history
+// (its storage was reset, or the room expired). An epoch is 1 to 64 ASCII
+// letters, digits, '-' or '_': frames carry it unescaped, and rooms drop
+// (and count in RoomsStats.RemoteInvalid) a message whose epoch is not.
+type HistoryBroker interface {
+	Broker
+	// Record appends payload to room's history at the room's next
+	// position and hands it, with that position, to every process's
+	// SubscribeRecorded of the room, this process's included. It returns
+	// once the message is recorded; an error means it was not, and
+	// nobody will receive it. Like Publish, it must be bounded in time
+	// and fail at once while the broker knows it is disconnected.
+	Record(room string, payload []byte) (Position, error)
+	// SubscribeRecorded hands deliver, with their positions, the messages
+	// recorded in room from the moment ready is closed, in position order
+	// and without gaps within an epoch: after losing its connection the
+	// broker catches up from the history before delivering anything newer
+	// (a message it can no longer find starts a new epoch). The rules of
+	// Subscribe hold for deliver, cancel and ready.
+	SubscribeRecorded(room string, deliver func(pos Position, payload []byte)) (cancel func(), ready <-chan struct{})
+	// History returns the messages recorded in room after since, oldest
+	// first, at most limit of them, with the room's current epoch.
+	// complete is false when they are not all of those after since:
+	// since is of another epoch, or older than what the history keeps
+	// (msgs is then empty), or more than limit are newer. It may wait for
+	// the network, for as long as ctx allows.
+	History(ctx context.Context, room string, since Position, limit int) (msgs []Recorded, epoch string, complete bool, err error)
+}
+
+// Recorded is a message of a room's history, as a HistoryBroker keeps it.
+type Recorded struct {
+	Position Position
+	Payload  []byte // the JSON object published, without its position
+}
