@@ -55,16 +55,21 @@ type HistoryBroker interface {
 	// Record appends payload to room's history at the room's next
 	// position and hands it, with that position, to every process's
 	// SubscribeRecorded of the room, this process's included. It returns
-	// once the message is recorded; an error means it was not, and
-	// nobody will receive it. Like Publish, it must be bounded in time
-	// and fail at once while the broker knows it is disconnected.
+	// once the message is recorded. An error means it was most likely not
+	// (a reply lost after the server recorded it cannot be told apart):
+	// rooms then tell the publisher ErrNotRecorded. Like Publish, it must
+	// be bounded in time and fail at once while the broker knows its
+	// server is unreachable. It must not keep payload after it returns.
 	Record(room string, payload []byte) (Position, error)
 	// SubscribeRecorded hands deliver, with their positions, the messages
 	// recorded in room from the moment ready is closed, in position order
 	// and without gaps within an epoch: after losing its connection the
-	// broker catches up from the history before delivering anything newer
-	// (a message it can no longer find starts a new epoch). The rules of
-	// Subscribe hold for deliver, cancel and ready.
+	// broker catches up from the history before delivering anything newer.
+	// What it can no longer find (trimmed while it was away) it may skip,
+	// or answer with a new epoch; rooms then stop vouching for what came
+	// before, and recoveries from before the jump ask History. Messages
+	// may arrive before ready is closed. The rules of Subscribe hold for
+	// deliver, cancel and ready.
 	SubscribeRecorded(room string, deliver func(pos Position, payload []byte)) (cancel func(), ready <-chan struct{})
 	// History returns the messages recorded in room after since, oldest
 	// first, at most limit of them, with the room's current epoch.

@@ -55,6 +55,7 @@ type history struct {
 	mu      sync.Mutex
 	epoch   string
 	last    uint64 // offset of the newest message recorded; 0: none yet
+	known   bool   // epoch and last are the room's: with a HistoryBroker, not until its first message
 	entries []entry
 	start   int   // entries before start are gone
 	bytes   int64 // frame bytes of entries[start:]
@@ -73,7 +74,7 @@ func (hs *histories) lock(room string) *history {
 	for {
 		v, ok := hs.all.Load(room)
 		if !ok {
-			v, _ = hs.all.LoadOrStore(room, &history{epoch: newEpoch()})
+			v, _ = hs.all.LoadOrStore(room, &history{epoch: newEpoch(), known: true})
 		}
 		h := v.(*history)
 		h.mu.Lock()
@@ -91,11 +92,34 @@ func newEpoch() string {
 	return hex.EncodeToString(b[:])
 }
 
+// create makes the history of a room whose positions a HistoryBroker
+// gives: it knows nothing until the room's first message arrives.
+func (hs *histories) create(room string) *history {
+	h := new(history)
+	hs.all.Store(room, h)
+	return h
+}
+
+// forget drops h, the history of room, from the registry.
+func (hs *histories) forget(room string, h *history) {
+	h.mu.Lock()
+	hs.drop(h, len(h.entries)-h.start)
+	h.dead = true
+	h.mu.Unlock()
+	hs.all.CompareAndDelete(room, h)
+}
+
 // append records frame as the message at offset h.last+1. h.mu is held.
 func (hs *histories) append(h *history, frame []byte) {
+	hs.put(h, h.last+1, frame)
+}
+
+// put records frame as the message at offset, the one after h.last.
+// h.mu is held.
+func (hs *histories) put(h *history, offset uint64, frame []byte) {
 	now := hs.now()
-	h.last++
-	h.entries = append(h.entries, entry{offset: h.last, at: now, frame: frame})
+	h.last = offset
+	h.entries = append(h.entries, entry{offset: offset, at: now, frame: frame})
 	h.bytes += int64(len(frame))
 	hs.bytes.Add(int64(len(frame)))
 	if len(h.entries)-h.start > hs.size {
@@ -135,6 +159,14 @@ func (hs *histories) drop(h *history, n int) {
 		clear(h.entries[rest:])
 		h.entries, h.start = h.entries[:rest], 0
 	}
+}
+
+// restart empties h and makes it continue from pos: the first message of
+// the room this process receives, a new epoch, or a message after a gap
+// it cannot vouch for. h.mu is held.
+func (hs *histories) restart(h *history, pos Position) {
+	hs.drop(h, len(h.entries)-h.start)
+	h.epoch, h.last, h.known = pos.Epoch, pos.Offset-1, true
 }
 
 // since returns the messages of h after pos and whether they are all of

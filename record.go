@@ -1,9 +1,12 @@
 package wsroom
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 )
 
 // The recorded path: rooms of a registry with history. Each recorded
@@ -16,12 +19,22 @@ import (
 
 // publishRecorded records m and delivers it to the room's members.
 func (r *Room[M]) publishRecorded(m *M) error {
-	hs := r.rooms.history
 	e, obj, err := encodeObject(m)
+	defer e.release()
 	if err != nil {
-		e.release()
 		return err
 	}
+	if hb := r.rooms.historyBroker; hb != nil {
+		// The broker gives the position and hands the message back, to
+		// this process's members too, in the room's one order.
+		if _, err := hb.Record(r.name, obj); err != nil {
+			r.rooms.brokerErrors.Add(1)
+			return fmt.Errorf("%w: room %q: %w", ErrNotRecorded, r.name, err)
+		}
+		r.rooms.recorded.Add(1)
+		return nil
+	}
+	hs := r.rooms.history
 	h := hs.lock(r.name)
 	frame := recordedFrame(obj, h.last+1, h.epoch)
 	hs.append(h, frame)
@@ -30,7 +43,6 @@ func (r *Room[M]) publishRecorded(m *M) error {
 		set.deliver(*m, frame)
 	}
 	h.mu.Unlock()
-	e.release()
 	hs.tidy(r.rooms.isLive)
 	return nil
 }
@@ -40,7 +52,6 @@ func (r *Room[M]) publishRecorded(m *M) error {
 // (QuerySince) is first sent the recovery notice and what it missed; then
 // its announcement; then, with no gap, every later recorded message.
 func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
-	hs := r.rooms.history
 	var obj []byte
 	if m != nil {
 		var e *encoder
@@ -50,7 +61,11 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
 			return func() {}, err
 		}
 	}
-	leave, err = r.subscribe(&subscriber[M]{member: c}, func(old *members[M]) func() {
+	if r.rooms.historyBroker != nil {
+		return r.enterThroughBroker(c, m, obj)
+	}
+	hs := r.rooms.history
+	leave, err = r.subscribe(&subscriber[M]{member: c}, func(_ *Room[M], old *members[M]) func() {
 		h := hs.lock(r.name) // held until the announcement has reached everyone
 		if pos := c.conn.resume; pos != nil {
 			r.replay(c, h, *pos)
@@ -78,8 +93,7 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
 func (r *Room[M]) replay(c *Conn[M], h *history, pos Position) {
 	missed, ok := r.rooms.history.since(h, pos)
 	if !ok {
-		r.rooms.notRecovered.Add(1)
-		_ = c.conn.enqueue(noticeFrame(false, h.epoch, 0))
+		r.notRecovered(c, h.epoch)
 		return
 	}
 	r.rooms.recovered.Add(1)
@@ -89,6 +103,12 @@ func (r *Room[M]) replay(c *Conn[M], h *history, pos Position) {
 	}
 }
 
+// notRecovered tells c its position could not be recovered.
+func (r *Room[M]) notRecovered(c *Conn[M], epoch string) {
+	r.rooms.notRecovered.Add(1)
+	_ = c.conn.enqueue(noticeFrame(false, epoch, 0))
+}
+
 // isLive reports whether the room called name has members.
 func (rs *Rooms[M]) isLive(name string) bool {
 	_, ok := rs.live.Load(name)
@@ -96,12 +116,13 @@ func (rs *Rooms[M]) isLive(name string) bool {
 }
 
 // checkRecordable reports why messages of type M cannot be recorded in
-// the registry configured by cfg: a broker that keeps no history would
-// give each process its own positions for one room, and a field of M's
-// that always encodes as "seq" or "epoch" would clash with the position.
+// the registry configured by cfg: a broker that keeps no history (no
+// HistoryBroker) would give each process its own positions for one room,
+// and a field of M's that always encodes as "seq" or "epoch" would clash
+// with the position.
 func checkRecordable[M any](cfg roomsConfig) error {
-	if cfg.broker != nil {
-		return fmt.Errorf("wsroom: WithHistory with WithBroker: the broker keeps no history, so each process would number the room's messages its own way")
+	if _, ok := cfg.broker.(HistoryBroker); cfg.broker != nil && !ok {
+		return fmt.Errorf("wsroom: WithHistory with WithBroker: %T keeps no history (it is no HistoryBroker), so each process would number a room's messages its own way", cfg.broker)
 	}
 	t := reflect.TypeFor[M]()
 	for t.Kind() == reflect.Pointer {
@@ -121,4 +142,171 @@ func checkRecordable[M any](cfg roomsConfig) error {
 		}
 	}
 	return nil
+}
+
+// enterThroughBroker is enterRecorded with a HistoryBroker: the broker
+// gives positions, and the room's messages reach this process through its
+// recorded subscription. A joiner that asked to recover is replayed what
+// it missed, from what this process holds or else from the broker, and
+// then skips those messages should they arrive again; a fresh joiner's
+// own announcement must come first, so what arrives before its position
+// is known is held, then dropped if older.
+func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte) (leave func(), err error) {
+	s := &subscriber[M]{member: c}
+	fresh := c.conn.resume == nil
+	var h *history
+	leave, err = r.subscribe(s, func(room *Room[M], _ *members[M]) func() {
+		h = room.hist
+		h.mu.Lock()
+		if pos := c.conn.resume; pos != nil {
+			s.skipThrough = r.replayThroughBroker(c, h, *pos)
+		}
+		if m != nil && fresh {
+			s.awaiting.Store(true)
+		}
+		return h.mu.Unlock
+	})
+	if err != nil || m == nil {
+		return leave, err
+	}
+	pos, err := r.rooms.historyBroker.Record(r.name, obj)
+	if err != nil {
+		r.rooms.brokerErrors.Add(1) // the announcement reached nobody; the joiner is in all the same
+	} else {
+		r.rooms.recorded.Add(1)
+	}
+	if fresh {
+		h.mu.Lock()
+		for _, x := range s.held {
+			if err != nil || x.offset >= pos.Offset {
+				_ = c.conn.enqueue(x.frame)
+			}
+		}
+		s.held = nil
+		s.awaiting.Store(false)
+		h.mu.Unlock()
+	}
+	return leave, nil
+}
+
+// replayThroughBroker sends c the recovery notice for pos and what it
+// missed, from h when h holds all of it, or else from the broker's
+// history. It returns the offset of the last message replayed: c skips
+// it and older ones should they arrive live. h.mu is held (and the room's
+// lock: a broker's history is read, bounded by BrokerReadyTimeout, while
+// the room's deliveries wait).
+func (r *Room[M]) replayThroughBroker(c *Conn[M], h *history, pos Position) uint64 {
+	hs := r.rooms.history
+	if h.known && pos.Epoch == h.epoch {
+		if missed, ok := hs.since(h, pos); ok {
+			r.rooms.recovered.Add(1)
+			_ = c.conn.enqueue(noticeFrame(true, h.epoch, len(missed)))
+			for _, x := range missed {
+				_ = c.conn.enqueue(x.frame)
+			}
+			return h.last
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.conn.ctx, BrokerReadyTimeout)
+	defer cancel()
+	msgs, epoch, complete, err := r.rooms.historyBroker.History(ctx, r.name, pos, hs.size)
+	if err != nil || !complete || !validEpoch(epoch) {
+		if err != nil || !validEpoch(epoch) {
+			r.rooms.brokerErrors.Add(1)
+			epoch = h.epoch
+		}
+		r.notRecovered(c, epoch)
+		return 0
+	}
+	frames := make([][]byte, 0, len(msgs))
+	for _, x := range msgs {
+		if !validRecorded(x.Payload) {
+			r.rooms.remoteInvalid.Add(1)
+			r.notRecovered(c, epoch)
+			return 0
+		}
+		frames = append(frames, recordedFrame(x.Payload, x.Position.Offset, epoch))
+	}
+	r.rooms.recovered.Add(1)
+	_ = c.conn.enqueue(noticeFrame(true, epoch, len(frames)))
+	for _, f := range frames {
+		_ = c.conn.enqueue(f)
+	}
+	if len(msgs) == 0 {
+		return pos.Offset
+	}
+	return msgs[len(msgs)-1].Position.Offset
+}
+
+// deliverRecorded hands local members a recorded message that came back
+// from the HistoryBroker, in the room's one order, and keeps it in h.
+// The bytes come from outside the process: what is not a UTF-8 JSON
+// object with a valid epoch is counted and dropped.
+func (r *Room[M]) deliverRecorded(h *history, pos Position, payload []byte) {
+	if !validRecorded(payload) || !validEpoch(pos.Epoch) || pos.Offset == 0 {
+		r.rooms.remoteInvalid.Add(1)
+		return
+	}
+	hs := r.rooms.history
+	h.mu.Lock()
+	r.deliverRecordedLocked(h, pos, payload)
+	h.mu.Unlock()
+	hs.tidy(r.rooms.isLive)
+}
+
+// deliverRecordedLocked is deliverRecorded under h.mu.
+func (r *Room[M]) deliverRecordedLocked(h *history, pos Position, payload []byte) {
+	hs := r.rooms.history
+	switch {
+	case h.dead:
+		return
+	case !h.known || pos.Epoch != h.epoch || pos.Offset > h.last+1:
+		// The first message, a new epoch, or a gap this process cannot
+		// vouch for: recoveries from before it ask the broker.
+		hs.restart(h, pos)
+	case pos.Offset <= h.last:
+		return // delivered already
+	}
+	frame := recordedFrame(payload, pos.Offset, pos.Epoch)
+	hs.put(h, pos.Offset, frame)
+	set := r.set.Load()
+	if set == nil {
+		return
+	}
+	var m M
+	if len(set.subs) > set.conns && json.Unmarshal(payload, &m) != nil {
+		r.rooms.remoteInvalid.Add(1)
+		return
+	}
+	r.rooms.remoteDelivered.Add(1)
+	for _, s := range set.subs {
+		switch {
+		case s.member == nil:
+			s.fn(m)
+		case pos.Offset <= s.skipThrough:
+		case s.awaiting.Load():
+			s.held = append(s.held, entry{offset: pos.Offset, frame: frame})
+		default:
+			_ = s.member.conn.enqueue(frame)
+		}
+	}
+}
+
+// validRecorded reports whether payload can be framed as a recorded
+// message: a UTF-8 JSON object.
+func validRecorded(payload []byte) bool {
+	return len(payload) >= 2 && payload[0] == '{' && utf8.Valid(payload) && json.Valid(payload)
+}
+
+// validEpoch reports whether epoch may go into a frame unescaped.
+func validEpoch(epoch string) bool {
+	if len(epoch) == 0 || len(epoch) > 64 {
+		return false
+	}
+	for _, b := range []byte(epoch) {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -20,6 +20,10 @@ type Rooms[M any] struct {
 	broker   Broker
 	history  *histories // nil: rooms keep no history
 
+	// historyBroker, with history, keeps the rooms' histories and gives
+	// positions; nil: this process does.
+	historyBroker HistoryBroker
+
 	brokerErrors, remoteDelivered, remoteInvalid, refused atomic.Int64
 	recorded, recovered, notRecovered                     atomic.Int64
 }
@@ -37,6 +41,7 @@ func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
 		}
 		rs.history = newHistories(cmp.Or(cfg.historySize, DefaultHistorySize),
 			cmp.Or(cfg.historyTTL, DefaultHistoryTTL), cmp.Or(cfg.historyBytes, DefaultHistoryBytes))
+		rs.historyBroker, _ = cfg.broker.(HistoryBroker)
 	}
 	return rs
 }
@@ -97,9 +102,10 @@ type Room[M any] struct {
 
 	mu           sync.Mutex // serialises changes of the set; guards the fields below
 	cancelBroker func()
-	brokerReady  <-chan struct{} // until in effect: closed once the broker subscription is (see Broker); nil after
-	readyBy      time.Time       // when waiting for brokerReady ends, for every waiter alike
-	joining      int             // subscribers waiting for brokerReady: the room stays in the registry, empty if need be
+	brokerReady  []<-chan struct{} // until in effect: closed once the broker subscriptions are (see Broker); nil after
+	readyBy      time.Time         // when waiting for brokerReady ends, for every waiter alike
+	joining      int               // subscribers waiting for brokerReady: the room stays in the registry, empty if need be
+	hist         *history          // with a HistoryBroker: what this process has received of the room's history
 }
 
 // members is an immutable snapshot of a room's subscribers; nil means the
@@ -115,6 +121,13 @@ type members[M any] struct {
 type subscriber[M any] struct {
 	member *Conn[M]
 	fn     func(M)
+
+	// With a HistoryBroker, guarded by the room's history lock: a joiner
+	// waiting for its own announcement's position holds what arrives
+	// meanwhile; a recovered one skips what it was replayed.
+	awaiting    atomic.Bool // read without the lock by ephemeral deliveries, which skip it
+	held        []entry
+	skipThrough uint64
 }
 
 // Name returns the room's name.
@@ -245,7 +258,7 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 		return func() {}, fmt.Errorf("wsroom: encode: %w", err)
 	}
 	var old *members[M]
-	leave, err = r.subscribe(&subscriber[M]{member: c}, func(set *members[M]) func() {
+	leave, err = r.subscribe(&subscriber[M]{member: c}, func(_ *Room[M], set *members[M]) func() {
 		_ = c.conn.enqueue(frame) // before c is visible to any publisher
 		old = set
 		return nil
@@ -278,7 +291,7 @@ func (r *Room[M]) current() *members[M] {
 	return nil
 }
 
-func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M]) (after func())) (func(), error) {
+func (r *Room[M]) subscribe(s *subscriber[M], before func(room *Room[M], old *members[M]) (after func())) (func(), error) {
 	room := r.add(s, before)
 	if room == nil {
 		return func() {}, ErrTooManyRooms
@@ -299,25 +312,38 @@ func (r *Room[M]) subscribe(s *subscriber[M], before func(old *members[M]) (afte
 	}, nil
 }
 
-// isClosed reports whether ready is closed.
-func isClosed(ready <-chan struct{}) bool {
-	select {
-	case <-ready:
-		return true
-	default:
-		return false
+// allClosed reports whether every ready is closed; a nil one counts as
+// closed.
+func allClosed(readies []<-chan struct{}) bool {
+	for _, ready := range readies {
+		if ready == nil {
+			continue
+		}
+		select {
+		case <-ready:
+		default:
+			return false
+		}
 	}
+	return true
 }
 
-// awaitBroker waits for a room's broker subscription to be in effect, until
-// readyBy at the latest: BrokerReadyTimeout after the room subscribed, so
-// that a member who arrives late does not wait longer than the first.
-func awaitBroker(ready <-chan struct{}, readyBy time.Time) {
+// awaitBroker waits for a room's broker subscriptions to be in effect,
+// until readyBy at the latest: BrokerReadyTimeout after the room
+// subscribed, so that a member who arrives late does not wait longer than
+// the first.
+func awaitBroker(readies []<-chan struct{}, readyBy time.Time) {
 	t := time.NewTimer(time.Until(readyBy))
 	defer t.Stop()
-	select {
-	case <-ready:
-	case <-t.C:
+	for _, ready := range readies {
+		if ready == nil {
+			continue
+		}
+		select {
+		case <-ready:
+		case <-t.C:
+			return
+		}
 	}
 }
 
@@ -328,7 +354,7 @@ func awaitBroker(ready <-chan struct{}, readyBy time.Time) {
 // before runs under the room's lock just before s becomes visible to
 // publishers, with the previous snapshot; the func it returns, if any,
 // runs once s is visible and the room's lock released.
-func (r *Room[M]) add(s *subscriber[M], before func(old *members[M]) (after func())) *Room[M] {
+func (r *Room[M]) add(s *subscriber[M], before func(room *Room[M], old *members[M]) (after func())) *Room[M] {
 	room := r
 	for {
 		room.mu.Lock()
@@ -350,13 +376,12 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M]) (after func
 			}
 			set = &members[M]{}
 			room.set.Store(set) // in the registry, empty while s waits below
-			if b := room.rooms.broker; b != nil {
-				room.cancelBroker, room.brokerReady = b.Subscribe(room.name, room.deliverRemote)
-				room.readyBy = time.Now().Add(BrokerReadyTimeout)
+			if room.rooms.broker != nil {
+				room.subscribeBroker()
 			}
 		}
 		if ready := room.brokerReady; ready != nil {
-			if !isClosed(ready) {
+			if !allClosed(ready) {
 				// s becomes visible to publishers (and a joiner gets its
 				// announcement) only once the broker's subscription is in
 				// effect; the room stays in the registry meanwhile, and
@@ -373,7 +398,7 @@ func (r *Room[M]) add(s *subscriber[M], before func(old *members[M]) (after func
 		}
 		var after func()
 		if before != nil {
-			after = before(set)
+			after = before(room, set)
 		}
 		room.set.Store(set.with(s))
 		room.mu.Unlock()
@@ -401,6 +426,30 @@ func (r *Room[M]) remove(s *subscriber[M]) {
 		r.cancelBroker()
 		r.cancelBroker, r.brokerReady = nil, nil
 	}
+	if r.hist != nil {
+		r.rooms.history.forget(r.name, r.hist) // unsubscribed: what it holds can no longer be vouched for
+		r.hist = nil
+	}
+}
+
+// subscribeBroker subscribes a room that has just become live to the
+// broker: to what other processes publish and, with a HistoryBroker, to
+// the room's recorded messages. r.mu is held.
+func (r *Room[M]) subscribeBroker() {
+	b, hb := r.rooms.broker, r.rooms.historyBroker
+	r.readyBy = time.Now().Add(BrokerReadyTimeout)
+	cancel, ready := b.Subscribe(r.name, r.deliverRemote)
+	if hb == nil {
+		r.cancelBroker, r.brokerReady = cancel, []<-chan struct{}{ready}
+		return
+	}
+	h := r.rooms.history.create(r.name)
+	r.hist = h
+	cancelRecorded, recordedReady := hb.SubscribeRecorded(r.name, func(pos Position, payload []byte) {
+		r.deliverRecorded(h, pos, payload)
+	})
+	r.cancelBroker = func() { cancel(); cancelRecorded() }
+	r.brokerReady = []<-chan struct{}{ready, recordedReady}
 }
 
 // deliverRemote hands local subscribers a message another process
@@ -436,10 +485,11 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 // deliver hands one message to every subscriber in the snapshot.
 func (set *members[M]) deliver(m M, frame []byte) {
 	for _, s := range set.subs {
-		if s.member != nil {
-			_ = s.member.conn.enqueue(frame)
-		} else {
+		switch {
+		case s.member == nil:
 			s.fn(m)
+		case !s.awaiting.Load():
+			_ = s.member.conn.enqueue(frame)
 		}
 	}
 }

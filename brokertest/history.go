@@ -17,12 +17,14 @@ type HistoryPair func(t *testing.T) (a, b wsroom.HistoryBroker)
 
 // RunHistory checks the HistoryBroker contract on brokers from pair, each
 // part a subtest: one order of positions for every process, a recorded
-// subscription in effect once ready, and history after a position. Run
-// the Broker contract (Run) too: a HistoryBroker is a Broker.
+// subscription in effect once ready, history after a position, and
+// recovery on two complete wsroom instances. Run the Broker contract (Run)
+// too: a HistoryBroker is a Broker.
 func RunHistory(t *testing.T, pair HistoryPair) {
 	t.Run("OneOrderEverywhere", func(t *testing.T) { oneOrderEverywhere(t, pair) })
 	t.Run("ReadyMeansSubscribedRecorded", func(t *testing.T) { readyMeansSubscribedRecorded(t, pair) })
 	t.Run("HistoryAfterAPosition", func(t *testing.T) { historyAfter(t, pair) })
+	t.Run("RecoveryAcrossInstances", func(t *testing.T) { RecoveryAcrossInstances(t, pair, 100) })
 }
 
 // RecordedInbox records what a recorded subscription delivers.
