@@ -1,7 +1,7 @@
 package main
 
 // Tests of the chat contract (see the package comment in main.go), over real
-// sockets: a wsroomtest server mounting routes(ep), its typed clients, and,
+// sockets: a wsroomtest server mounting routes(ep, doc), its typed clients, and,
 // where a test writes raw bytes or runs the binary, wstest's gws client.
 // Every wait has a deadline; nothing sleeps to synchronise.
 
@@ -55,7 +55,11 @@ func startChat(t *testing.T, opts ...wsroom.Option) *chatServer {
 	t.Helper()
 	rooms := wsroom.NewRooms[ChatMessage]()
 	ep := wsroom.New(chat(rooms), opts...)
-	srv := wsroomtest.NewServer(t, routes(ep), ep)
+	doc, err := contract(ep, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wsroomtest.NewServer(t, routes(ep, doc), ep)
 	return &chatServer{rooms: rooms, ep: ep, srv: srv}
 }
 

@@ -77,11 +77,16 @@ func run(addr, token string, allowed []string, bc brokerConfig) error {
 	rooms := wsroom.NewRooms[ChatMessage](roomOpts...)
 	ep := wsroom.New(chat(rooms), opts...)
 
+	doc, err := contract(ep, token != "")
+	if err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: routes(ep), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(ep, doc), ReadHeaderTimeout: 10 * time.Second}
 
 	// Catch signals before announcing the address: a signal sent as soon as
 	// a supervisor sees the announcement must still shut down cleanly.
