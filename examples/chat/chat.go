@@ -85,13 +85,16 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 var static embed.FS
 
 // routes returns the chat's HTTP handler: the page at /, the WebSocket
-// endpoint at /chat/room/{roomId} and its AsyncAPI document at
-// /asyncapi.json.
-func routes(ep, doc http.Handler) http.Handler {
+// endpoint at /chat/room/{roomId}, its AsyncAPI document at
+// /asyncapi.json and, unless metrics is nil, metrics at /metrics.
+func routes(ep, doc, metrics http.Handler) http.Handler {
 	page, _ := fs.Sub(static, "static")
 	mux := http.NewServeMux()
 	mux.Handle(roomPattern, ep)
 	mux.Handle("GET /asyncapi.json", doc)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.Handle("GET /", http.FileServerFS(page))
 	return mux
 }

@@ -1,7 +1,7 @@
 package main
 
 // Tests of the chat contract (see the package comment in main.go), over real
-// sockets: a wsroomtest server mounting routes(ep, doc), its typed clients, and,
+// sockets: a wsroomtest server mounting the chat's routes, its typed clients, and,
 // where a test writes raw bytes or runs the binary, wstest's gws client.
 // Every wait has a deadline; nothing sleeps to synchronise.
 
@@ -59,7 +59,7 @@ func startChat(t *testing.T, opts ...wsroom.Option) *chatServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := wsroomtest.NewServer(t, routes(ep, doc), ep)
+	srv := wsroomtest.NewServer(t, routes(ep, doc, metrics(ep, rooms)), ep)
 	return &chatServer{rooms: rooms, ep: ep, srv: srv}
 }
 
