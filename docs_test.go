@@ -20,6 +20,7 @@ var exampleFiles = []string{
 	"example_test.go",
 	"natsbroker/example_test.go",
 	"redisbroker/example_test.go",
+	"wsroomtest/example_test.go", "asyncapi/example_test.go", "wsroomprom/example_test.go",
 }
 
 func TestDocSnippetsAreQuotedFromExamples(t *testing.T) {

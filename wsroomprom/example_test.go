@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/wsroomprom"
@@ -15,13 +16,14 @@ func ExampleNewEndpointCollector() {
 	rooms := wsroom.NewRooms[msg]()
 	chat := wsroom.New(relay(rooms))
 
+	mux := http.NewServeMux()
+	mux.Handle("GET /chat/{room}", chat)
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		wsroomprom.NewEndpointCollector(chat, wsroomprom.WithConstLabels(prometheus.Labels{"endpoint": "chat"})),
 		wsroomprom.NewRoomsCollector(rooms),
-		prometheus.NewGoCollector(),
+		collectors.NewGoCollector(),
 	)
-	mux := http.NewServeMux()
-	mux.Handle("GET /chat/{room}", chat)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 }
