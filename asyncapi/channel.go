@@ -82,9 +82,13 @@ func TokenAuth() Option { return func(c *Channel) { c.token = true } }
 
 // ErrorReply replaces the default error reply's schema by the schema of
 // what the endpoint's wsroom.WithErrorReply function returns; name is the
-// message's name in the document. An empty schema says the endpoint sends
-// no error reply (wsroom.InvalidClose or wsroom.InvalidYield).
+// message's name in the document ("errorReply" if empty). An empty schema
+// says the endpoint sends no error reply (wsroom.InvalidClose or
+// wsroom.InvalidYield).
 func ErrorReply(name string, schema []byte) Option {
+	if name == "" {
+		name = "errorReply"
+	}
 	return func(c *Channel) {
 		c.errorReply = nil
 		if len(schema) > 0 {

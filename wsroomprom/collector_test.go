@@ -133,7 +133,7 @@ func TestScrapeReportsTheEndpointsAndTheRoomsCountersOverRealConnections(t *test
 	cat := wsroomtest.Dial[msg, msg](t, c.srv, "/kitchen")
 	wstest.WaitFor(t, "kitchen open", func() bool { return c.rooms.Len() == 2 })
 	dan := wsroomtest.Dial[msg, msg](t, c.srv, "/garden") // a third room, past WithMaxRooms(2)
-	dan.ExpectClosed(uint16(wsroom.StatusInternalError))
+	dan.ExpectClosed(wsroom.StatusInternalError)
 	cat.Close()
 	wstest.WaitFor(t, "cat's and dan's connections gone", func() bool { return c.ep.Stats().Connections == 2 })
 	wstest.WaitFor(t, "kitchen gone", func() bool { return c.rooms.Len() == 1 })

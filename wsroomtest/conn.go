@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/lxzan/gws"
+	"github.com/wsroom/wsroom"
 )
 
 // Conn is a client connection dialled by Dial: it sends Send values and
@@ -61,8 +62,8 @@ func (c *Conn[Send, Recv]) write(op gws.Opcode, b []byte) {
 func (c *Conn[Send, Recv]) Close() { c.CloseWith(1000, "") }
 
 // CloseWith closes the connection with code and reason, as Close does.
-func (c *Conn[Send, Recv]) CloseWith(code uint16, reason string) {
-	_ = c.conn.WriteClose(code, []byte(reason))
+func (c *Conn[Send, Recv]) CloseWith(code wsroom.StatusCode, reason string) {
+	_ = c.conn.WriteClose(uint16(code), []byte(reason))
 	c.Drop()
 }
 

@@ -8,7 +8,7 @@
 //	c := wsroomtest.Dial[In, Out](t, srv, "/echo")
 //	c.Send(In{Text: "hi"})
 //	c.Expect(Out{Text: "hi"})
-//	c.ExpectClosed(wsroom.StatusNormalClosure)
+//	c.ExpectClosed(wsroom.StatusNormalClosure) // the handler returned nil
 //
 // Everything a test starts here ends at its cleanup: clients are closed
 // and their readers waited for, endpoints are shut down, the server is

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"time"
+
+	"github.com/wsroom/wsroom"
 )
 
 // Receive returns the next message, decoded into Recv. It fails the test
@@ -69,7 +71,7 @@ func (c *Conn[Send, Recv]) ExpectNothing(d time.Duration) {
 // test unless it closed with code; it returns the close reason. Messages
 // that arrive before the close are passed over, and shown if the test
 // fails.
-func (c *Conn[Send, Recv]) ExpectClosed(code uint16) (reason string) {
+func (c *Conn[Send, Recv]) ExpectClosed(code wsroom.StatusCode) (reason string) {
 	c.t.Helper()
 	timer := time.NewTimer(c.timeout)
 	defer timer.Stop()
@@ -82,7 +84,7 @@ func (c *Conn[Send, Recv]) ExpectClosed(code uint16) (reason string) {
 				passed = append(passed, ev.String())
 				continue
 			}
-			if ev.code != code {
+			if ev.code != uint16(code) {
 				c.t.Fatalf("wsroomtest: %s: got %s%s, want close %d", c.path, ev, after(passed), code)
 			}
 			return ev.reason

@@ -203,7 +203,7 @@ func TestExpectClosedReturnsTheReasonAndShowsAnyOtherEnding(t *testing.T) {
 		c := wsroomtest.Dial[msg, msg](t, srv, "/")
 		c.Send(msg{Text: "hi"})
 		c.Send(msg{Text: "close"})
-		c.ExpectClosed(uint16(wsroom.StatusPolicyViolation))
+		c.ExpectClosed(wsroom.StatusPolicyViolation)
 	}, `got close 4000 "asked to" after 1 message: [{"text":"hi"}], want close 1008`)
 
 	wantFailure(t, func(t testing.TB) {
