@@ -78,8 +78,8 @@ func noLeaks(before map[uint64]string, wait time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("wstest: %d goroutines started by the tests still alive %v after they ended:\n\n%s",
-				len(left), wait, strings.Join(left, "\n\n"))
+			return fmt.Errorf("wstest: goroutines the tests started still alive %v after they ended: %d\n\n%s",
+				wait, len(left), strings.Join(left, "\n\n"))
 		}
 		runtime.Gosched()
 		time.Sleep(10 * time.Millisecond)

@@ -25,7 +25,7 @@ func TestMainFailsAndPrintsTheStackOfAGoroutineTheTestsLeft(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("Main returned %d with a goroutine left running, want 1", code)
 	}
-	if !strings.Contains(out.String(), "1 goroutines") || !strings.Contains(out.String(), "wstest.leakUntil") {
+	if !strings.Contains(out.String(), "after they ended: 1\n") || !strings.Contains(out.String(), "wstest.leakUntil") {
 		t.Fatalf("Main's report does not name the leaked goroutine:\n%s", out.String())
 	}
 }
