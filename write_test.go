@@ -10,22 +10,8 @@ import (
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
-// member subscribes every connection to the room of its path.
-func member(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
-	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		leave, err := rooms.Room(c.Request().PathValue("room")).Subscribe(c)
-		if err != nil {
-			return err
-		}
-		defer leave()
-		for _, err := range msgs {
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
+// The send side (write.go, writers.go, queue.go): the bounded queue and
+// what happens when it fills, and the accounting of what is written.
 
 // TestSlowConsumerIsClosedWith1008 floods a room in which one client has
 // stopped reading: that client is closed with 1008 "slow consumer" once its
@@ -81,6 +67,56 @@ func TestSlowConsumerIsClosedWith1008(t *testing.T) {
 		t.Fatalf("stalled client: close %d %q, want 1008 slow consumer", ev.Code, ev.Reason)
 	}
 	t.Logf("stalled client closed after %d messages (%d MiB)", sent, sent*16>>10)
+}
+
+// bulkSender is the sender number of messages a test publishes itself.
+const bulkSender = 1 << 62
+
+// TestHostileSlowConsumerIsClosedAndMemoryStaysBounded: a member that stops
+// reading while the room is busy is closed with 1008 "slow consumer" once
+// its queue is full; the server's heap never holds more than a bounded
+// backlog, and the reading members get everything.
+func TestHostileSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	a := newArena(t, arenaOptions{}, chatToOut)
+	stalled, _, err := wstest.RawDial(a.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	lobby := a.rooms.Room("lobby")
+	wstest.WaitFor(t, "the stalled member in the lobby", func() bool { return lobby.Len() == 3 })
+
+	heap := watchHeap(t)
+	payload := strings.Repeat("x", 16<<10)
+	const window, limit = 32, 4096 // at most 64 MiB published
+	sent := 0
+	for sent < limit && a.stats().SlowConsumerCloses == 0 {
+		// Pace on the witness, as a real publisher paced by its readers.
+		deadline := time.Now().Add(wstest.Timeout)
+		for a.published.Load()-a.w.received.Load() > window {
+			if time.Now().After(deadline) {
+				t.Fatalf("the witness stopped receiving after %d messages", a.w.received.Load())
+			}
+			time.Sleep(time.Millisecond)
+		}
+		sent++
+		_ = lobby.Publish(chatOut{Type: "bulk", From: bulkSender, Seq: sent, Content: payload})
+	}
+	growth := heap.growth()
+	if got := a.stats().SlowConsumerCloses; got != 1 {
+		t.Fatalf("%d slow-consumer closes after %d messages of 16 KiB, want 1", got, sent)
+	}
+	if growth > 24<<20 {
+		t.Errorf("heap grew by %d MiB while %d MiB were published: the backlog is not bounded", growth>>20, sent>>6)
+	}
+	e := stalled.ReadToEnd(wstest.Timeout, 1<<20)
+	if e.Err != nil || e.Code != 1008 || e.Reason != "slow consumer" {
+		t.Fatalf("stalled member: close %d %q, %v; want 1008 slow consumer", e.Code, e.Reason, e.Err)
+	}
+	a.finish()
+	t.Logf("hostile: 1 stalled member closed 1008 after %d messages (%d MiB) were published; server heap peak +%d MiB",
+		sent, sent>>6, growth>>20)
 }
 
 func TestOverflowDropKeepsConnectionAndCountsDrops(t *testing.T) {
@@ -186,6 +222,23 @@ func TestStatsCountEveryByteWrittenWhenABatchIsSplit(t *testing.T) {
 		return s.MessagesOut == n && s.BytesOut == int64(received)
 	})
 	closeRaw(t, r)
+}
+
+// member subscribes every connection to the room of its path.
+func member(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
+	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		leave, err := rooms.Room(c.Request().PathValue("room")).Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // frameSize is the size on the wire of a server frame of n payload bytes.
