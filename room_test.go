@@ -268,31 +268,11 @@ func TestPublishOfUnencodableValueReturnsError(t *testing.T) {
 	}
 }
 
-func TestMaxRoomsRefusesNewRoomsButNotExistingOnes(t *testing.T) {
-	rooms := wsroom.NewRooms[int](wsroom.WithMaxRooms(2))
-	a, err := rooms.Room("a").SubscribeFunc(func(int) {})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rooms.Room("b").SubscribeFunc(func(int) {}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rooms.Room("c").SubscribeFunc(func(int) {}); err != wsroom.ErrTooManyRooms {
-		t.Fatalf("third room: %v, want ErrTooManyRooms", err)
-	}
-	if _, err := rooms.Room("a").SubscribeFunc(func(int) {}); err != nil {
-		t.Fatalf("joining an existing room at the cap: %v", err)
-	}
-	a()
-	if s := rooms.Stats(); s.Rooms != 2 || s.Refused != 1 {
-		t.Fatalf("stats %+v, want 2 rooms and 1 refusal", s)
-	}
-}
-
 // TestLimitMaxRoomsUnderConcurrentJoins: clients racing to create more
 // rooms than the cap allows get exactly the places left, the others are
-// refused (the handler closes them with 1013); joining an existing room
-// still works at the cap; once rooms empty, their places are free again.
+// refused with ErrTooManyRooms (the handler closes them with 1013);
+// joining an existing room still works at the cap, and a room one member
+// leaves keeps its place; once rooms empty, their places are free again.
 func TestLimitMaxRoomsUnderConcurrentJoins(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	const maxRooms, burst = 8, 40
@@ -327,13 +307,32 @@ func TestLimitMaxRoomsUnderConcurrentJoins(t *testing.T) {
 	if s := a.rooms.Stats(); s.Rooms != maxRooms || s.Refused != burst-maxRooms+1 {
 		t.Fatalf("rooms stats %+v, want %d rooms and %d refused", s, maxRooms, burst-maxRooms+1)
 	}
-	// At the cap, joining the lobby (which exists) still works.
+	// At the cap, a new room is refused with ErrTooManyRooms itself.
+	if _, err := a.rooms.Room("one-too-many").SubscribeFunc(func(chatOut) {}); err != wsroom.ErrTooManyRooms {
+		t.Fatalf("a new room at the cap: %v, want ErrTooManyRooms", err)
+	}
+	// At the cap, joining the lobby (which exists) still works, and so
+	// does joining a held room; when the extra members leave, the rooms
+	// they leave behind keep their places.
 	extra, _, err := wstest.RawDial(a.url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wstest.WaitFor(t, "the extra member in the lobby", func() bool { return a.rooms.Room("lobby").Len() == 3 })
+	held := a.rooms.Room(fmt.Sprint("room-", slices.Index(conns, holders[0])))
+	leave, err := held.SubscribeFunc(func(chatOut) {})
+	if err != nil {
+		t.Fatalf("joining an existing room at the cap: %v", err)
+	}
+	if n := held.Len(); n != 2 {
+		t.Fatalf("the held room has %d members after a join at the cap, want 2", n)
+	}
+	leave()
 	closeRaw(t, extra)
+	wstest.WaitFor(t, "the extra member gone from the lobby", func() bool { return a.rooms.Room("lobby").Len() == 2 })
+	if s := a.rooms.Stats(); s.Rooms != maxRooms || s.Refused != burst-maxRooms+2 {
+		t.Fatalf("rooms stats %+v after the extra members left, want %d rooms and %d refused", s, maxRooms, burst-maxRooms+2)
+	}
 	// Rooms that empty give their places back.
 	for _, r := range holders {
 		closeRaw(t, r)
@@ -345,7 +344,7 @@ func TestLimitMaxRoomsUnderConcurrentJoins(t *testing.T) {
 		closeRaw(t, r)
 	}
 	a.finish()
-	t.Logf("limits: cap of %d rooms held under %d concurrent joins to new rooms: %d refused (RoomsStats.Refused %d), places freed when rooms emptied",
+	t.Logf("limits: cap of %d rooms held under %d concurrent joins to new rooms: %d refused, then one SubscribeFunc (RoomsStats.Refused %d), places freed when rooms emptied",
 		maxRooms, burst, refusedClose, a.rooms.Stats().Refused)
 }
 
