@@ -172,6 +172,7 @@ func closeRaw(t *testing.T, r *wstest.Raw) {
 // those that simply go silent (a network partition), and one that
 // dribbles a frame a byte at a time, are reclaimed by the idle timeout.
 func TestHostileDeadPeersAreReclaimed(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	// The witness lives under the same heartbeat: the idle timeout leaves
 	// it a second to answer a ping on a loaded machine.
@@ -252,6 +253,7 @@ func TestHostileDeadPeersAreReclaimed(t *testing.T) {
 // one that does not read fills its own queue with pongs and is closed as a
 // slow consumer, with the server's heap bounded.
 func TestHostilePingFlood(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	a := newArena(t, arenaOptions{}, chatToOut, wsroom.WithWriteTimeout(2*time.Second))
 
@@ -599,6 +601,7 @@ func readUntil(r *wstest.Raw, done func([]wstest.ServerFrame) error) wstest.Endi
 // less than half a megabyte per member: the sockets take it as fast as
 // the server writes it.)
 func TestHostileBurstsWithinTheRateLimitDoNotCloseOtherMembers(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	a := newArena(t, arenaOptions{}, chatToOut)
 	const bursters, rounds = 8, 2 // fresh clients each round, with full buckets

@@ -28,6 +28,7 @@ import (
 // every 2 ms, never waits 100 ms; and the process's CPU stays far from a
 // core per second of flood.
 func TestHostileFloodIsThrottledToTheRateLimit(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	// 4000/s rather than the default 1000/s: the flood then takes about 5 s
 	// rather than 20 s under -race on a 2-core machine. The server handles
@@ -252,6 +253,7 @@ func TestRateLimitThrottledReaderIsInterruptedByClose(t *testing.T) {
 // policy, RateThrottle, slows a flood down instead: see
 // TestHostileFloodIsThrottledToTheRateLimit.)
 func TestHostileFloodIsClosedUnderRateClose(t *testing.T) {
+	skipIfShort(t, "arena")
 	for _, tc := range []struct {
 		name  string
 		burst int

@@ -55,6 +55,7 @@ func TestMaxConnectionsRefusesWith503AndRetryAfter(t *testing.T) {
 // takes the places back; every refusal is a 503 with Retry-After, counted
 // in Stats.Refused.
 func TestLimitMaxConnectionsUnderConcurrentDialsAndHostileHolders(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	const limit, burst = 10, 60
 	const interval, idle = 100 * time.Millisecond, 1500 * time.Millisecond

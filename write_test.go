@@ -23,6 +23,7 @@ const bulkSender = 1 << 62
 // that reads (the arena's witness) gets every message, in order, without
 // a stall.
 func TestHostileSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	a := newArena(t, arenaOptions{}, chatToOut)
 	stalled, _, err := wstest.RawDial(a.url, nil)
