@@ -21,6 +21,7 @@ var exampleFiles = []string{
 	"natsbroker/example_test.go",
 	"pgbroker/example_test.go",
 	"redisbroker/example_test.go",
+	"wsroomtest/example_test.go", "asyncapi/example_test.go", "wsroomprom/example_test.go",
 }
 
 func TestDocSnippetsAreQuotedFromExamples(t *testing.T) {

@@ -58,3 +58,13 @@ func echo(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// skipIfShort skips a load or arena run that takes seconds when the tests
+// run with -short, the quick local loop; CI and the README's test command
+// run everything.
+func skipIfShort(t testing.TB, run string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(run + " run, seconds long: skipped under -short")
+	}
+}

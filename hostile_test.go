@@ -19,8 +19,12 @@ import (
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
-// Hostile and broken clients, each over real sockets, each next to a
-// witness that must keep receiving everything (see arena_test.go).
+// The attack suite: hostile and broken clients, each over real sockets,
+// each next to a witness that must keep receiving everything (see
+// arena_test.go). Here are the attacks on the server as a whole; an attack
+// on one mechanism is tested with it: the slow consumer in write_test.go,
+// floods in ratelimit_test.go, the caps in server_test.go and
+// room_test.go, hostile JSON in hostile_json_test.go.
 
 // TestHostileHandshakesSlowlorisSilentAndMalformed: clients that never
 // finish the upgrade request (slowloris: a header byte every 50 ms), that
@@ -168,6 +172,7 @@ func closeRaw(t *testing.T, r *wstest.Raw) {
 // those that simply go silent (a network partition), and one that
 // dribbles a frame a byte at a time, are reclaimed by the idle timeout.
 func TestHostileDeadPeersAreReclaimed(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	// The witness lives under the same heartbeat: the idle timeout leaves
 	// it a second to answer a ping on a loaded machine.
@@ -243,144 +248,12 @@ func TestHostileDeadPeersAreReclaimed(t *testing.T) {
 		total, silent, reset, fin, dribblers, took.Round(time.Millisecond), idle)
 }
 
-// bulkSender is the sender number of messages a test publishes itself.
-const bulkSender = 1 << 62
-
-// TestHostileSlowConsumerIsClosedAndMemoryStaysBounded: a member that stops
-// reading while the room is busy is closed with 1008 "slow consumer" once
-// its queue is full; the server's heap never holds more than a bounded
-// backlog, and the reading members get everything.
-func TestHostileSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
-	wstest.CheckGoroutines(t)
-	a := newArena(t, arenaOptions{}, chatToOut)
-	stalled, _, err := wstest.RawDial(a.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
-	lobby := a.rooms.Room("lobby")
-	wstest.WaitFor(t, "the stalled member in the lobby", func() bool { return lobby.Len() == 3 })
-
-	heap := watchHeap(t)
-	payload := strings.Repeat("x", 16<<10)
-	const window, limit = 32, 4096 // at most 64 MiB published
-	sent := 0
-	for sent < limit && a.stats().SlowConsumerCloses == 0 {
-		// Pace on the witness, as a real publisher paced by its readers.
-		deadline := time.Now().Add(wstest.Timeout)
-		for a.published.Load()-a.w.received.Load() > window {
-			if time.Now().After(deadline) {
-				t.Fatalf("the witness stopped receiving after %d messages", a.w.received.Load())
-			}
-			time.Sleep(time.Millisecond)
-		}
-		sent++
-		_ = lobby.Publish(chatOut{Type: "bulk", From: bulkSender, Seq: sent, Content: payload})
-	}
-	growth := heap.growth()
-	if got := a.stats().SlowConsumerCloses; got != 1 {
-		t.Fatalf("%d slow-consumer closes after %d messages of 16 KiB, want 1", got, sent)
-	}
-	if growth > 24<<20 {
-		t.Errorf("heap grew by %d MiB while %d MiB were published: the backlog is not bounded", growth>>20, sent>>6)
-	}
-	e := stalled.ReadToEnd(wstest.Timeout, 1<<20)
-	if e.Err != nil || e.Code != 1008 || e.Reason != "slow consumer" {
-		t.Fatalf("stalled member: close %d %q, %v; want 1008 slow consumer", e.Code, e.Reason, e.Err)
-	}
-	a.finish()
-	t.Logf("hostile: 1 stalled member closed 1008 after %d messages (%d MiB) were published; server heap peak +%d MiB",
-		sent, sent>>6, growth>>20)
-}
-
-// TestHostileFloodIsClosedUnderRateClose: under RateClose, with the
-// default limit (1000/s, burst 1000), a flooding client is closed with 1008
-// "rate limit exceeded", one sending exactly the burst is served. (The
-// default policy, RateThrottle, slows a flood down instead: see
-// TestHostileFloodIsThrottledToTheRateLimit.)
-func TestHostileFloodIsClosedUnderRateClose(t *testing.T) {
-	wstest.CheckGoroutines(t)
-	a := newArena(t, arenaOptions{}, chatToOut, wsroom.WithRatePolicy(wsroom.RateClose))
-	frame := wstest.Frame(true, 0x1, []byte(`{"type":"typing","content":"flood"}`))
-	burst := wstest.Frame(true, 0x1, []byte(`{"type":"typing","content":"burst"}`))
-	flooder, _, err := wstest.RawDial(a.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer flooder.Close()
-	burster, _, err := wstest.RawDial(a.url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer burster.Close()
-	// The flooder sends 1000 messages at a time until it is cut off, up to
-	// 20,000 (most of which the socket buffers take at once): the server
-	// trips the limit as long as it reads faster than the limit refills,
-	// 1000/s, however loaded the machine.
-	const batch, maxBatches = 1000, 20
-	var flood atomic.Int64
-	go func() {
-		messages := bytes.Repeat(frame, batch)
-		for range maxBatches {
-			if a.stats().RateLimited > 0 || flooder.Write(messages) != nil {
-				return
-			}
-			flood.Add(batch)
-		}
-	}()
-	e := flooder.ReadToEnd(wstest.Timeout, 1<<20)
-	if e.Err != nil || e.Code != 1008 || e.Reason != "rate limit exceeded" {
-		t.Fatalf("flooder: close %d %q, %v; want 1008 rate limit exceeded", e.Code, e.Reason, e.Err)
-	}
-	if got := a.stats().RateLimited; got != 1 {
-		t.Fatalf("RateLimited = %d, want 1", got)
-	}
-	if err := burster.Write(bytes.Repeat(burst, wsroom.DefaultRateBurst)); err != nil {
-		t.Fatal(err)
-	}
-	closeRawCounting(t, burster, wsroom.DefaultRateBurst)
-	if got := a.stats().RateLimited; got != 1 {
-		t.Fatalf("RateLimited = %d after a client sent exactly the burst, want 1", got)
-	}
-	a.finish()
-	t.Logf("hostile: a flood (%d messages written) closed 1008 after %d of them came back from the room; burst of %d served",
-		flood.Load(), countFrom(e.Frames, "typing", "flood"), wsroom.DefaultRateBurst)
-}
-
-// closeRawCounting waits until r's own n messages came back from the room,
-// then closes it politely.
-func closeRawCounting(t *testing.T, r *wstest.Raw, n int) {
-	t.Helper()
-	got := 0
-	e := readUntil(r, func(frames []wstest.ServerFrame) error {
-		if got += countFrom(frames[len(frames)-1:], "typing", "burst"); got < n {
-			return io.EOF // not yet
-		}
-		return nil
-	})
-	if e.Err != nil {
-		t.Fatalf("%d of the client's %d messages came back from the room: %v", got, n, e.Err)
-	}
-	closeRaw(t, r)
-}
-
-// countFrom counts the room messages of type typ with content.
-func countFrom(frames []wstest.ServerFrame, typ, content string) int {
-	n := 0
-	for _, f := range frames {
-		var m chatOut
-		if f.Opcode == 0x1 && json.Unmarshal(f.Payload, &m) == nil && m.Type == typ && m.Content == content {
-			n++
-		}
-	}
-	return n
-}
-
 // TestHostilePingFlood: pings do not count against the rate limit, so a
 // flood of them is answered, pong for ping, as long as the flooder reads;
 // one that does not read fills its own queue with pongs and is closed as a
 // slow consumer, with the server's heap bounded.
 func TestHostilePingFlood(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	a := newArena(t, arenaOptions{}, chatToOut, wsroom.WithWriteTimeout(2*time.Second))
 
@@ -728,6 +601,7 @@ func readUntil(r *wstest.Raw, done func([]wstest.ServerFrame) error) wstest.Endi
 // less than half a megabyte per member: the sockets take it as fast as
 // the server writes it.)
 func TestHostileBurstsWithinTheRateLimitDoNotCloseOtherMembers(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	a := newArena(t, arenaOptions{}, chatToOut)
 	const bursters, rounds = 8, 2 // fresh clients each round, with full buckets

@@ -300,6 +300,7 @@ func checkFDs(t *testing.T, conns int) {
 // every connection, goroutine and room is gone and the heap is back where
 // it started.
 func TestLoadRoomsDeliverEverything(t *testing.T) {
+	skipIfShort(t, "load")
 	sc := currentLoadScale()
 	checkFDs(t, sc.conns)
 	wstest.CheckGoroutines(t)
@@ -433,6 +434,7 @@ func TestLoadRoomsDeliverEverything(t *testing.T) {
 // announcement of their room; afterwards nothing is left: no connection,
 // goroutine or room, and the heap is back where it started.
 func TestLoadChurn(t *testing.T) {
+	skipIfShort(t, "load")
 	sc := currentLoadScale()
 	checkFDs(t, sc.workers+sc.rooms)
 	wstest.CheckGoroutines(t)

@@ -1,10 +1,13 @@
 package wsroom_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"iter"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,8 +15,10 @@ import (
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
-// The rate limit's default policy, RateThrottle: a client past the limit
-// is read no faster than the limit, and loses nothing.
+// The rate limit (ratelimit.go). Under its default policy, RateThrottle,
+// a client past the limit is read no faster than the limit and loses
+// nothing; under RateClose it is closed with 1008. The token bucket's own
+// test, which needs the package's internals, is ratelimit_internal_test.go.
 
 // TestHostileFloodIsThrottledToTheRateLimit: a client writes 20,000
 // messages as fast as its socket takes them into a room that relays every
@@ -23,6 +28,7 @@ import (
 // every 2 ms, never waits 100 ms; and the process's CPU stays far from a
 // core per second of flood.
 func TestHostileFloodIsThrottledToTheRateLimit(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
 	// 4000/s rather than the default 1000/s: the flood then takes about 5 s
 	// rather than 20 s under -race on a 2-core machine. The server handles
@@ -239,6 +245,78 @@ func TestRateLimitThrottledReaderIsInterruptedByClose(t *testing.T) {
 	}
 }
 
+// TestHostileFloodIsClosedUnderRateClose: under RateClose a flooding client
+// is closed with 1008 "rate limit exceeded", counted once in
+// Stats.RateLimited, while a client of the same room that sends exactly
+// the burst, all at once, is served. It holds for the default limit
+// (1000/s, burst 1000) and for one set with WithRateLimit. (The default
+// policy, RateThrottle, slows a flood down instead: see
+// TestHostileFloodIsThrottledToTheRateLimit.)
+func TestHostileFloodIsClosedUnderRateClose(t *testing.T) {
+	skipIfShort(t, "arena")
+	for _, tc := range []struct {
+		name  string
+		burst int
+		opts  []wsroom.Option
+	}{
+		{"default limit", wsroom.DefaultRateBurst, nil},
+		{"WithRateLimit(50, 20)", 20, []wsroom.Option{wsroom.WithRateLimit(50, 20)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			floodIsClosedUnderRateClose(t, tc.burst, tc.opts...)
+		})
+	}
+}
+
+func floodIsClosedUnderRateClose(t *testing.T, burstSize int, opts ...wsroom.Option) {
+	wstest.CheckGoroutines(t)
+	a := newArena(t, arenaOptions{}, chatToOut, append(opts, wsroom.WithRatePolicy(wsroom.RateClose))...)
+	frame := wstest.Frame(true, 0x1, []byte(`{"type":"typing","content":"flood"}`))
+	burst := wstest.Frame(true, 0x1, []byte(`{"type":"typing","content":"burst"}`))
+	flooder, _, err := wstest.RawDial(a.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flooder.Close()
+	burster, _, err := wstest.RawDial(a.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer burster.Close()
+	// The flooder sends 1000 messages at a time until it is cut off, up to
+	// 20,000 (most of which the socket buffers take at once): the server
+	// trips the limit as long as it reads faster than the limit refills
+	// (1000/s at most), however loaded the machine.
+	const batch, maxBatches = 1000, 20
+	var flood atomic.Int64
+	go func() {
+		messages := bytes.Repeat(frame, batch)
+		for range maxBatches {
+			if a.stats().RateLimited > 0 || flooder.Write(messages) != nil {
+				return
+			}
+			flood.Add(batch)
+		}
+	}()
+	e := flooder.ReadToEnd(wstest.Timeout, 1<<20)
+	if e.Err != nil || e.Code != 1008 || e.Reason != "rate limit exceeded" {
+		t.Fatalf("flooder: close %d %q, %v; want 1008 rate limit exceeded", e.Code, e.Reason, e.Err)
+	}
+	if got := a.stats().RateLimited; got != 1 {
+		t.Fatalf("RateLimited = %d, want 1", got)
+	}
+	if err := burster.Write(bytes.Repeat(burst, burstSize)); err != nil {
+		t.Fatal(err)
+	}
+	closeRawCounting(t, burster, burstSize)
+	if got := a.stats().RateLimited; got != 1 {
+		t.Fatalf("RateLimited = %d after a client sent exactly the burst, want 1", got)
+	}
+	a.finish()
+	t.Logf("hostile: a flood (%d messages written) closed 1008 after %d of them came back from the room; burst of %d served",
+		flood.Load(), countFrom(e.Frames, "typing", "flood"), burstSize)
+}
+
 // numbered returns n client frames, the chat messages "1" to n.
 func numbered(n int) []byte {
 	var b []byte
@@ -302,4 +380,33 @@ func (a *arena) longestGapDuring(f func()) time.Duration {
 	during := a.w.maxGap
 	a.w.maxGap = max(before, during)
 	return during
+}
+
+// closeRawCounting waits until r's own n messages came back from the room,
+// then closes it politely.
+func closeRawCounting(t *testing.T, r *wstest.Raw, n int) {
+	t.Helper()
+	got := 0
+	e := readUntil(r, func(frames []wstest.ServerFrame) error {
+		if got += countFrom(frames[len(frames)-1:], "typing", "burst"); got < n {
+			return io.EOF // not yet
+		}
+		return nil
+	})
+	if e.Err != nil {
+		t.Fatalf("%d of the client's %d messages came back from the room: %v", got, n, e.Err)
+	}
+	closeRaw(t, r)
+}
+
+// countFrom counts the room messages of type typ with content.
+func countFrom(frames []wstest.ServerFrame, typ, content string) int {
+	n := 0
+	for _, f := range frames {
+		var m chatOut
+		if f.Opcode == 0x1 && json.Unmarshal(f.Payload, &m) == nil && m.Type == typ && m.Content == content {
+			n++
+		}
+	}
+	return n
 }

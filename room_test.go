@@ -12,28 +12,8 @@ import (
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
-// roomChat serves rooms: each connection joins the room of its path,
-// announcing itself with its name, and publishes what it receives.
-func roomChat(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
-	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		room := rooms.Room(c.Request().PathValue("room"))
-		name := c.Request().URL.Query().Get("name")
-		leave, err := room.Join(c, chatOut{Type: "joined", Content: name})
-		if err != nil {
-			return err
-		}
-		defer leave()
-		for msg, err := range msgs {
-			if err != nil {
-				return err
-			}
-			if err := room.Publish(chatOut{Type: msg.Type, Content: name + ":" + msg.Content}); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
+// Rooms (room.go, membership.go): who gets what is published, joining
+// and leaving, and the cap on rooms.
 
 func TestPublishReachesEveryMemberOnlyInItsRoom(t *testing.T) {
 	wstest.CheckGoroutines(t)
@@ -288,23 +268,153 @@ func TestPublishOfUnencodableValueReturnsError(t *testing.T) {
 	}
 }
 
-func TestMaxRoomsRefusesNewRoomsButNotExistingOnes(t *testing.T) {
-	rooms := wsroom.NewRooms[int](wsroom.WithMaxRooms(2))
-	a, err := rooms.Room("a").SubscribeFunc(func(int) {})
+// TestLimitMaxRoomsUnderConcurrentJoins: clients racing to create more
+// rooms than the cap allows get exactly the places left, the others are
+// refused with ErrTooManyRooms (the handler closes them with 1013);
+// joining an existing room still works at the cap, and a room one member
+// leaves keeps its place; once rooms empty, their places are free again.
+func TestLimitMaxRoomsUnderConcurrentJoins(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	const maxRooms, burst = 8, 40
+	a := newArena(t, arenaOptions{rooms: []wsroom.RoomsOption{wsroom.WithMaxRooms(maxRooms)}}, chatToOut)
+	base := a.srv.URL + "/ws/"
+	// Every client gets its upgrade; those refused a room are closed.
+	conns, _ := dialMany(t, func(i int) string { return fmt.Sprint(base, "room-", i) }, burst)
+	wstest.WaitFor(t, "every client to have a room or be refused", func() bool {
+		s := a.rooms.Stats()
+		return s.Rooms == maxRooms && s.Refused == burst-maxRooms+1
+	})
+	var holders []*wstest.Raw
+	refusedClose := 0
+	for i, r := range conns {
+		if r == nil {
+			t.Fatalf("client %d was refused its upgrade", i)
+		}
+		if a.rooms.Room(fmt.Sprint("room-", i)).Len() == 1 {
+			holders = append(holders, r)
+			continue
+		}
+		e := r.ReadToEnd(wstest.Timeout, 1<<20)
+		if e.Err != nil || e.Code != 1013 || e.Reason != wsroom.ErrTooManyRooms.Error() {
+			t.Fatalf("refused a room: close %d %q, %v; want 1013 %q", e.Code, e.Reason, e.Err, wsroom.ErrTooManyRooms)
+		}
+		refusedClose++
+		r.Close()
+	}
+	if len(holders) != maxRooms-1 || refusedClose != burst-maxRooms+1 {
+		t.Fatalf("%d clients got a room and %d were refused, want %d and %d", len(holders), refusedClose, maxRooms-1, burst-maxRooms+1)
+	}
+	if s := a.rooms.Stats(); s.Rooms != maxRooms || s.Refused != burst-maxRooms+1 {
+		t.Fatalf("rooms stats %+v, want %d rooms and %d refused", s, maxRooms, burst-maxRooms+1)
+	}
+	// At the cap, a new room is refused with ErrTooManyRooms itself.
+	if _, err := a.rooms.Room("one-too-many").SubscribeFunc(func(chatOut) {}); err != wsroom.ErrTooManyRooms {
+		t.Fatalf("a new room at the cap: %v, want ErrTooManyRooms", err)
+	}
+	// At the cap, joining the lobby (which exists) still works, and so
+	// does joining a held room; when the extra members leave, the rooms
+	// they leave behind keep their places.
+	extra, _, err := wstest.RawDial(a.url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rooms.Room("b").SubscribeFunc(func(int) {}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := rooms.Room("c").SubscribeFunc(func(int) {}); err != wsroom.ErrTooManyRooms {
-		t.Fatalf("third room: %v, want ErrTooManyRooms", err)
-	}
-	if _, err := rooms.Room("a").SubscribeFunc(func(int) {}); err != nil {
+	wstest.WaitFor(t, "the extra member in the lobby", func() bool { return a.rooms.Room("lobby").Len() == 3 })
+	held := a.rooms.Room(fmt.Sprint("room-", slices.Index(conns, holders[0])))
+	leave, err := held.SubscribeFunc(func(chatOut) {})
+	if err != nil {
 		t.Fatalf("joining an existing room at the cap: %v", err)
 	}
-	a()
-	if s := rooms.Stats(); s.Rooms != 2 || s.Refused != 1 {
-		t.Fatalf("stats %+v, want 2 rooms and 1 refusal", s)
+	if n := held.Len(); n != 2 {
+		t.Fatalf("the held room has %d members after a join at the cap, want 2", n)
+	}
+	leave()
+	closeRaw(t, extra)
+	wstest.WaitFor(t, "the extra member gone from the lobby", func() bool { return a.rooms.Room("lobby").Len() == 2 })
+	if s := a.rooms.Stats(); s.Rooms != maxRooms || s.Refused != burst-maxRooms+2 {
+		t.Fatalf("rooms stats %+v after the extra members left, want %d rooms and %d refused", s, maxRooms, burst-maxRooms+2)
+	}
+	// Rooms that empty give their places back.
+	for _, r := range holders {
+		closeRaw(t, r)
+	}
+	wstest.WaitFor(t, "only the lobby left", func() bool { return a.rooms.Len() == 1 })
+	again, _ := dialMany(t, func(i int) string { return fmt.Sprint(base, "again-", i) }, maxRooms-1)
+	wstest.WaitFor(t, "the new rooms", func() bool { return a.rooms.Len() == maxRooms })
+	for _, r := range admitted(again) {
+		closeRaw(t, r)
+	}
+	a.finish()
+	t.Logf("limits: cap of %d rooms held under %d concurrent joins to new rooms: %d refused, then one SubscribeFunc (RoomsStats.Refused %d), places freed when rooms emptied",
+		maxRooms, burst, refusedClose, a.rooms.Stats().Refused)
+}
+
+// TestLimitJoinsRacingToCreateTheSameRoomAtTheCap: subscribers that arrive
+// together at a room that does not exist yet, when the registry has one
+// place left, all join that one new room: none is refused, as none of them
+// needs a room beyond the cap.
+func TestLimitJoinsRacingToCreateTheSameRoomAtTheCap(t *testing.T) {
+	const rounds, racers = 2000, 4
+	rooms := wsroom.NewRooms[int](wsroom.WithMaxRooms(2))
+	leaveOther, err := rooms.Room("other").SubscribeFunc(func(int) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer leaveOther()
+	refusals := 0
+	for round := range rounds {
+		var wg sync.WaitGroup
+		errs := make([]error, racers)
+		leaves := make([]func(), racers)
+		start := make(chan struct{})
+		for i := range racers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				leaves[i], errs[i] = rooms.Room("shared").SubscribeFunc(func(int) {})
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				refusals++
+				if refusals <= 3 {
+					t.Errorf("round %d: racer %d: %v", round, i, err)
+				}
+			}
+			leaves[i]()
+		}
+		if n := rooms.Len(); n != 1 {
+			t.Fatalf("round %d: %d rooms after everyone left the shared one, want 1", round, n)
+		}
+	}
+	if refusals > 0 {
+		t.Errorf("%d of %d joins to one new room were refused with the cap not reached (RoomsStats.Refused %d)",
+			refusals, rounds*racers, rooms.Stats().Refused)
+	}
+	t.Logf("limits: %d rounds of %d subscribers racing to create one room at the cap: %d refused", rounds, racers, refusals)
+}
+
+// roomChat serves rooms: each connection joins the room of its path,
+// announcing itself with its name, and publishes what it receives.
+func roomChat(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
+	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		room := rooms.Room(c.Request().PathValue("room"))
+		name := c.Request().URL.Query().Get("name")
+		leave, err := room.Join(c, chatOut{Type: "joined", Content: name})
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			if err := room.Publish(chatOut{Type: msg.Type, Content: name + ":" + msg.Content}); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 }

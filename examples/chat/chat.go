@@ -84,12 +84,17 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 //go:embed static
 var static embed.FS
 
-// routes returns the chat's HTTP handler: the page at / and the WebSocket
-// endpoint at /chat/room/{roomId}.
-func routes(ep http.Handler) http.Handler {
+// routes returns the chat's HTTP handler: the page at /, the WebSocket
+// endpoint at /chat/room/{roomId}, its AsyncAPI document at
+// /asyncapi.json and, unless metrics is nil, metrics at /metrics.
+func routes(ep, doc, metrics http.Handler) http.Handler {
 	page, _ := fs.Sub(static, "static")
 	mux := http.NewServeMux()
-	mux.Handle("GET /chat/room/{roomId}", ep)
+	mux.Handle(roomPattern, ep)
+	mux.Handle("GET /asyncapi.json", doc)
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.Handle("GET /", http.FileServerFS(page))
 	return mux
 }

@@ -1,17 +1,16 @@
 package main
 
 // Tests of the chat contract (see the package comment in main.go), over real
-// sockets: an httptest server mounting routes(ep), and wstest's real gws
-// client. Every wait has a deadline; nothing sleeps to synchronise.
+// sockets: a wsroomtest server mounting the chat's routes, its typed clients, and,
+// where a test writes raw bytes or runs the binary, wstest's gws client.
+// Every wait has a deadline; nothing sleeps to synchronise.
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/redistest"
 	"github.com/wsroom/wsroom/internal/wstest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // ---------------------------------------------------------------------------
@@ -38,8 +38,15 @@ import (
 type chatServer struct {
 	rooms *wsroom.Rooms[ChatMessage]
 	ep    *wsroom.Endpoint[ClientMessage, ChatMessage]
-	srv   *httptest.Server
+	srv   *wsroomtest.Server
 }
+
+// member is a typed chat client: it sends what a browser sends, and reads
+// frames raw, so that parseChat checks every key.
+type member = wsroomtest.Conn[map[string]string, json.RawMessage]
+
+// chatClient is either kind of client the helpers read from.
+type chatClient interface{ *wstest.Client | *member }
 
 // startChat serves routes(ep) with ep := wsroom.New(chat(rooms), opts...) on
 // a real socket. At cleanup the endpoint is shut down (with a deadline) and
@@ -48,22 +55,23 @@ func startChat(t *testing.T, opts ...wsroom.Option) *chatServer {
 	t.Helper()
 	rooms := wsroom.NewRooms[ChatMessage]()
 	ep := wsroom.New(chat(rooms), opts...)
-	srv := httptest.NewServer(routes(ep))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
-		defer cancel()
-		if err := ep.Shutdown(ctx); err != nil {
-			t.Errorf("endpoint shutdown: %v", err)
-		}
-		srv.Close()
-	})
+	doc, err := contract(ep, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wsroomtest.NewServer(t, routes(ep, doc, metrics(ep, rooms)), ep)
 	return &chatServer{rooms: rooms, ep: ep, srv: srv}
 }
 
 // roomURL is the WebSocket URL of room for username ("" leaves the
 // parameter out); extra is appended to the query as is.
 func roomURL(base, room, username, extra string) string {
-	u := base + "/chat/room/" + url.PathEscape(room)
+	return base + roomPath(room, username, extra)
+}
+
+// roomPath is roomURL's path and query.
+func roomPath(room, username, extra string) string {
+	u := "/chat/room/" + url.PathEscape(room)
 	q := url.Values{}
 	if username != "" {
 		q.Set("username", username)
@@ -83,7 +91,15 @@ func roomURL(base, room, username, extra string) string {
 
 // join connects username to room and checks that the first frame it
 // receives is its own "joined".
-func (s *chatServer) join(t *testing.T, room, username string) *wstest.Client {
+func (s *chatServer) join(t *testing.T, room, username string, opts ...wsroomtest.DialOption) *member {
+	t.Helper()
+	c := wsroomtest.Dial[map[string]string, json.RawMessage](t, s.srv, roomPath(room, username, ""), opts...)
+	expect(t, c, "joined", username, nil)
+	return c
+}
+
+// joinRaw is join with wstest's client, for a test that writes raw bytes.
+func (s *chatServer) joinRaw(t *testing.T, room, username string) *wstest.Client {
 	t.Helper()
 	c := wstest.Dial(t, roomURL(s.srv.URL, room, username, ""))
 	expect(t, c, "joined", username, nil)
@@ -175,10 +191,22 @@ func parseChat(data []byte) (chatFrame, error) {
 	return f, nil
 }
 
-// next reads the next chat frame of c, checking it against the contract.
-func next(t *testing.T, c *wstest.Client) chatFrame {
+// message reads the next data message of c.
+func message[C chatClient](t *testing.T, c C) []byte {
 	t.Helper()
-	f, err := parseChat(c.Message(t))
+	switch c := any(c).(type) {
+	case *wstest.Client:
+		return c.Message(t)
+	case *member:
+		return c.Receive()
+	}
+	panic("unreachable")
+}
+
+// next reads the next chat frame of c, checking it against the contract.
+func next[C chatClient](t *testing.T, c C) chatFrame {
+	t.Helper()
+	f, err := parseChat(message(t, c))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +215,7 @@ func next(t *testing.T, c *wstest.Client) chatFrame {
 
 // expect reads the next chat frame of c and checks its type, username and
 // content (nil: the "content" key must be absent).
-func expect(t *testing.T, c *wstest.Client, typ, username string, content *string) chatFrame {
+func expect[C chatClient](t *testing.T, c C, typ, username string, content *string) chatFrame {
 	t.Helper()
 	f := next(t, c)
 	if f.Type != typ || f.Username != username {
@@ -206,9 +234,9 @@ func expect(t *testing.T, c *wstest.Client, typ, username string, content *strin
 
 // expectError reads the next frame of c and checks it is exactly the default
 // rejection {"type":"error","error":"<reason>"}; it returns the reason.
-func expectError(t *testing.T, c *wstest.Client) string {
+func expectError[C chatClient](t *testing.T, c C) string {
 	t.Helper()
-	data := c.Message(t)
+	data := message(t, c)
 	var m map[string]any
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatalf("frame %s: %v", data, err)
@@ -221,9 +249,15 @@ func expectError(t *testing.T, c *wstest.Client) string {
 }
 
 // sendMessage sends a valid chat message.
-func sendMessage(t *testing.T, c *wstest.Client, content string) {
+func sendMessage[C chatClient](t *testing.T, c C, content string) {
 	t.Helper()
-	c.Send(t, map[string]string{"type": "message", "content": content})
+	m := map[string]string{"type": "message", "content": content}
+	switch c := any(c).(type) {
+	case *wstest.Client:
+		c.Send(t, m)
+	case *member:
+		c.Send(m)
+	}
 }
 
 // ---------------------------------------------------------------------------
@@ -247,12 +281,12 @@ func TestMissingOrEmptyUsernameIsAnonymous(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startChat(t)
 	for _, tc := range []struct{ name, url string }{
-		{"no parameter", roomURL(s.srv.URL, "anon", "", "")},
-		{"empty parameter", s.srv.URL + "/chat/room/anon?username="},
+		{"no parameter", roomPath("anon", "", "")},
+		{"empty parameter", "/chat/room/anon?username="},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			watcher := s.join(t, "anon", "watcher")
-			c := wstest.Dial(t, tc.url)
+			c := wsroomtest.Dial[map[string]string, json.RawMessage](t, s.srv, tc.url)
 			expect(t, c, "joined", "Anonymous", nil)
 			expect(t, watcher, "joined", "Anonymous", nil)
 			sendMessage(t, c, "who am I")
@@ -273,7 +307,7 @@ func TestMissingOrEmptyUsernameIsAnonymous(t *testing.T) {
 func TestOutboundFramesHaveExactlyTheContractKeysAndRFC3339SubSecondTimestamps(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startChat(t)
-	ann := wstest.Dial(t, roomURL(s.srv.URL, "fmt", "ann", ""))
+	ann := wsroomtest.Dial[map[string]string, json.RawMessage](t, s.srv, roomPath("fmt", "ann", ""))
 	f := next(t, ann)
 	if want := []string{"timestamp", "type", "username"}; !slices.Equal(f.keys, want) {
 		t.Fatalf("joined frame %s has keys %v, want %v", f.raw, f.keys, want)
@@ -300,32 +334,32 @@ func TestContentIsLeftOutWhenClientSentNoneAndKeptWhenEmpty(t *testing.T) {
 	bob := s.join(t, "c", "bob")
 	expect(t, ann, "joined", "bob", nil)
 
-	ann.SendText(t, `{"type":"typing"}`)
-	for _, c := range []*wstest.Client{ann, bob} {
+	ann.SendText(`{"type":"typing"}`)
+	for _, c := range []*member{ann, bob} {
 		f := expect(t, c, "typing", "ann", nil)
 		if strings.Contains(f.raw, `"content"`) {
 			t.Fatalf("typing without content: raw frame %s has a content key", f.raw)
 		}
 	}
 
-	ann.SendText(t, `{"type":"message"}`)
-	for _, c := range []*wstest.Client{ann, bob} {
+	ann.SendText(`{"type":"message"}`)
+	for _, c := range []*member{ann, bob} {
 		f := expect(t, c, "message", "ann", nil)
 		if strings.Contains(f.raw, `"content"`) {
 			t.Fatalf("message without content: raw frame %s has a content key", f.raw)
 		}
 	}
 
-	ann.SendText(t, `{"type":"message","content":""}`)
-	for _, c := range []*wstest.Client{ann, bob} {
+	ann.SendText(`{"type":"message","content":""}`)
+	for _, c := range []*member{ann, bob} {
 		f := expect(t, c, "message", "ann", str(""))
 		if !strings.Contains(f.raw, `"content":""`) {
 			t.Fatalf("explicitly empty content: raw frame %s lacks \"content\":\"\"", f.raw)
 		}
 	}
 
-	ann.SendText(t, `{"type":"typing","content":""}`)
-	for _, c := range []*wstest.Client{ann, bob} {
+	ann.SendText(`{"type":"typing","content":""}`)
+	for _, c := range []*member{ann, bob} {
 		expect(t, c, "typing", "ann", str(""))
 	}
 }
@@ -483,18 +517,18 @@ func TestEveryValidMessageReachesEveryMemberSenderIncluded(t *testing.T) {
 	cat := s.join(t, "all", "cat")
 	expect(t, ann, "joined", "cat", nil)
 	expect(t, bob, "joined", "cat", nil)
-	members := []*wstest.Client{ann, bob, cat}
+	members := []*member{ann, bob, cat}
 
 	content := `<b>"héllo"</b> & 🎉 \ / ` + "\n\ttab"
 	sendMessage(t, bob, content)
 	for _, c := range members {
 		expect(t, c, "message", "bob", str(content))
 	}
-	cat.Send(t, map[string]string{"type": "typing"})
+	cat.Send(map[string]string{"type": "typing"})
 	for _, c := range members {
 		expect(t, c, "typing", "cat", nil)
 	}
-	ann.Send(t, map[string]string{"type": "typing", "content": "draft"})
+	ann.Send(map[string]string{"type": "typing", "content": "draft"})
 	for _, c := range members {
 		expect(t, c, "typing", "ann", str("draft"))
 	}
@@ -519,7 +553,7 @@ func TestLeftGoesToRemainingMembersAndEmptyRoomIsRemoved(t *testing.T) {
 	expect(t, bob, "left", "cat", nil)
 
 	// An abrupt one: the socket drops without a close frame.
-	_ = bob.NetConn().Close()
+	bob.Drop()
 	expect(t, ann, "left", "bob", nil)
 
 	// The remaining member still talks to the room.
@@ -558,7 +592,7 @@ func TestRoomsAreIsolated(t *testing.T) {
 	sendMessage(t, ann, "secret of a")
 	expect(t, ann, "message", "ann", str("secret of a"))
 	expect(t, al, "message", "ann", str("secret of a"))
-	al.Send(t, map[string]string{"type": "typing"})
+	al.Send(map[string]string{"type": "typing"})
 	expect(t, ann, "typing", "al", nil)
 	expect(t, al, "typing", "al", nil)
 	al.Close()
@@ -611,7 +645,7 @@ func TestInvalidInputIsRejectedToSenderOnlyAndConnectionStaysOpen(t *testing.T) 
 		{"content null", `{"type":"message","content":null}`, "content"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ann.SendText(t, tc.frame)
+			ann.SendText(tc.frame)
 			reason := expectError(t, ann)
 			if !strings.Contains(reason, tc.reason) {
 				t.Errorf("reason %q for %s does not mention %q", reason, tc.frame, tc.reason)
@@ -645,7 +679,7 @@ func TestMessagesOfOneSenderReachEveryMemberInOrderNoneLost(t *testing.T) {
 	cat := s.join(t, "order", "cat")
 	expect(t, ann, "joined", "cat", nil)
 	expect(t, bob, "joined", "cat", nil)
-	members := map[string]*wstest.Client{"ann": ann, "bob": bob, "cat": cat}
+	members := map[string]*member{"ann": ann, "bob": bob, "cat": cat}
 
 	counts := map[string]int{}
 	for start := 0; start < total; start += window {
@@ -689,7 +723,7 @@ func messageOfSize(n int) string {
 func TestFrameOverOneMiBClosesThatConnectionWith1009(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startChat(t)
-	ann := s.join(t, "big", "ann")
+	ann := s.joinRaw(t, "big", "ann")
 	bob := s.join(t, "big", "bob")
 	expect(t, ann, "joined", "bob", nil)
 
@@ -697,9 +731,8 @@ func TestFrameOverOneMiBClosesThatConnectionWith1009(t *testing.T) {
 	limit := messageOfSize(1 << 20)
 	ann.SendText(t, limit)
 	limitContent := limit[len(`{"type":"message","content":"`) : len(limit)-len(`"}`)]
-	for _, c := range []*wstest.Client{ann, bob} {
-		expect(t, c, "message", "ann", &limitContent)
-	}
+	expect(t, ann, "message", "ann", &limitContent)
+	expect(t, bob, "message", "ann", &limitContent)
 
 	// One byte more closes ann's connection with 1009.
 	over := messageOfSize(1<<20 + 1)
@@ -744,7 +777,7 @@ func TestMessageOverOneMiBInFragmentsClosesWith1009(t *testing.T) {
 		return wrote
 	}
 
-	ann := s.join(t, "frag", "ann")
+	ann := s.joinRaw(t, "frag", "ann")
 	limit := messageOfSize(1 << 20)
 	wrote := writeRaw(ann, fragmented(limit))
 	content := limit[len(`{"type":"message","content":"`) : len(limit)-len(`"}`)]
@@ -767,71 +800,47 @@ func TestMessageOverOneMiBInFragmentsClosesWith1009(t *testing.T) {
 
 func TestCrossOriginUpgradeIsRefusedWith403UnlessOriginAllowed(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	evil := http.Header{"Origin": {"http://evil.example"}}
+	evil := wsroomtest.WithHeader("Origin", "http://evil.example")
 
 	t.Run("default refuses", func(t *testing.T) {
 		s := startChat(t)
-		c, status, err := wstest.TryDial(roomURL(s.srv.URL, "o", "eve", ""), wstest.Options{Header: evil})
-		if err == nil {
-			c.Close()
-			t.Fatal("cross-origin upgrade succeeded, want 403")
-		}
-		if status != http.StatusForbidden {
-			t.Fatalf("status %d (%v), want 403", status, err)
-		}
+		wsroomtest.ExpectRefused(t, s.srv, roomPath("o", "eve", ""), http.StatusForbidden, evil)
 		if s.rooms.Len() != 0 {
 			t.Fatalf("refused upgrade created a room: Len %d", s.rooms.Len())
 		}
 		// The page's own origin (same host) is accepted.
-		same := http.Header{"Origin": {s.srv.URL}}
-		ok := wstest.Dial(t, roomURL(s.srv.URL, "o", "ann", ""), wstest.Options{Header: same})
-		expect(t, ok, "joined", "ann", nil)
+		s.join(t, "o", "ann", wsroomtest.WithHeader("Origin", s.srv.URL))
 	})
 
 	t.Run("allowed by WithOriginPatterns", func(t *testing.T) {
 		s := startChat(t, wsroom.WithOriginPatterns("evil.example"))
-		c := wstest.Dial(t, roomURL(s.srv.URL, "o", "eve", ""), wstest.Options{Header: evil})
-		expect(t, c, "joined", "eve", nil)
-		other := http.Header{"Origin": {"http://other.example"}}
-		c2, status, err := wstest.TryDial(roomURL(s.srv.URL, "o", "oli", ""), wstest.Options{Header: other})
-		if err == nil {
-			c2.Close()
-			t.Fatal("origin not in the patterns was accepted, want 403")
-		}
-		if status != http.StatusForbidden {
-			t.Fatalf("status %d (%v), want 403", status, err)
-		}
+		s.join(t, "o", "eve", evil)
+		other := wsroomtest.WithHeader("Origin", "http://other.example")
+		wsroomtest.ExpectRefused(t, s.srv, roomPath("o", "oli", ""), http.StatusForbidden, other)
 	})
 }
 
 func TestTokenGuardRefusesMissingOrWrongTokenWith401AndAcceptsQueryOrBearer(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startChat(t, wsroom.WithGuard(wsroom.RequireToken(sameToken("s3cret"))))
-	bearer := func(v string) wstest.Options {
-		return wstest.Options{Header: http.Header{"Authorization": {v}}}
+	authorization := func(v string) []wsroomtest.DialOption {
+		return []wsroomtest.DialOption{wsroomtest.WithHeader("Authorization", v)}
 	}
 
 	for _, tc := range []struct {
 		name  string
 		extra string
-		opts  wstest.Options
+		opts  []wsroomtest.DialOption
 	}{
-		{"no token", "", wstest.Options{}},
-		{"wrong query token", "token=wrong", wstest.Options{}},
-		{"empty query token", "token=", wstest.Options{}},
-		{"token with a suffix", "token=s3cret2", wstest.Options{}},
-		{"wrong bearer", "", bearer("Bearer wrong")},
-		{"bearer without scheme", "", bearer("s3cret")},
+		{"no token", "", nil},
+		{"wrong query token", "token=wrong", nil},
+		{"empty query token", "token=", nil},
+		{"token with a suffix", "token=s3cret2", nil},
+		{"wrong bearer", "", authorization("Bearer wrong")},
+		{"bearer without scheme", "", authorization("s3cret")},
 	} {
 		t.Run("refused/"+tc.name, func(t *testing.T) {
-			c, status, err := wstest.TryDial(roomURL(s.srv.URL, "sec", "eve", tc.extra), tc.opts)
-			if err == nil {
-				c.Close()
-				t.Fatal("upgrade succeeded, want 401")
-			}
-			if status != http.StatusUnauthorized {
-				t.Fatalf("status %d (%v), want 401", status, err)
-			}
+			wsroomtest.ExpectRefused(t, s.srv, roomPath("sec", "eve", tc.extra), http.StatusUnauthorized, tc.opts...)
 		})
 	}
 	if s.rooms.Len() != 0 {
@@ -839,20 +848,11 @@ func TestTokenGuardRefusesMissingOrWrongTokenWith401AndAcceptsQueryOrBearer(t *t
 	}
 
 	t.Run("accepted/query token", func(t *testing.T) {
-		c, status, err := wstest.TryDial(roomURL(s.srv.URL, "sec", "ann", "token=s3cret"))
-		if err != nil {
-			t.Fatalf("status %d: %v, want 101", status, err)
-		}
-		t.Cleanup(c.Close)
+		c := wsroomtest.Dial[map[string]string, json.RawMessage](t, s.srv, roomPath("sec", "ann", "token=s3cret"))
 		expect(t, c, "joined", "ann", nil)
 	})
 	t.Run("accepted/bearer header", func(t *testing.T) {
-		c, status, err := wstest.TryDial(roomURL(s.srv.URL, "sec", "bob", ""), bearer("Bearer s3cret"))
-		if err != nil {
-			t.Fatalf("status %d: %v, want 101", status, err)
-		}
-		t.Cleanup(c.Close)
-		expect(t, c, "joined", "bob", nil)
+		s.join(t, "sec", "bob", wsroomtest.WithBearer("s3cret"))
 	})
 }
 

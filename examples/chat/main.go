@@ -3,6 +3,7 @@
 //
 //	go run ./examples/chat                 # http://localhost:3000
 //	go run ./examples/chat -token secret   # upgrades need ?token=secret
+//	go run ./examples/chat -metrics        # Prometheus metrics at /metrics
 //
 // Several instances form one chat through a broker:
 //
@@ -10,7 +11,8 @@
 //	go run ./examples/chat -addr :3001 -nats nats://localhost:4222
 //	(or -redis redis://localhost:6379)
 //
-// The WebSocket contract: GET /chat/room/{roomId}?username=NAME upgrades;
+// The WebSocket contract, also served as an AsyncAPI 3.0 document at
+// /asyncapi.json: GET /chat/room/{roomId}?username=NAME upgrades;
 // clients send {"type":"message"|"typing","content"?:string}; every member
 // receives {"type":"message"|"typing"|"joined"|"left","username":...,
 // "content"?:...,"timestamp":...}. The sender alone receives
@@ -51,16 +53,17 @@ func main() {
 	var bc brokerConfig
 	flag.DurationVar(&bc.wait, "broker-wait", 5*time.Second, "how long start-up waits for the broker to answer")
 	flag.BoolVar(&bc.required, "broker-required", false, "exit if the broker does not answer within -broker-wait (default: start anyway, rooms local until it answers)")
+	withMetrics := flag.Bool("metrics", false, "serve Prometheus metrics at /metrics")
 	flag.Parse()
 	bc.natsURL, bc.redisURL = *natsURL, *redisURL
 
-	if err := run(*addr, *token, allowed, bc); err != nil {
+	if err := run(*addr, *token, allowed, bc, *withMetrics); err != nil {
 		slog.Error("chat", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, token string, allowed []string, bc brokerConfig) error {
+func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool) error {
 	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
 	if token != "" {
 		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
@@ -77,11 +80,20 @@ func run(addr, token string, allowed []string, bc brokerConfig) error {
 	rooms := wsroom.NewRooms[ChatMessage](roomOpts...)
 	ep := wsroom.New(chat(rooms), opts...)
 
+	doc, err := contract(ep, token != "")
+	if err != nil {
+		return err
+	}
+	var metricsHandler http.Handler
+	if withMetrics {
+		metricsHandler = metrics(ep, rooms)
+	}
+
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: routes(ep), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(ep, doc, metricsHandler), ReadHeaderTimeout: 10 * time.Second}
 
 	// Catch signals before announcing the address: a signal sent as soon as
 	// a supervisor sees the announcement must still shut down cleanly.

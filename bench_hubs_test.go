@@ -13,12 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -26,16 +24,12 @@ import (
 	"github.com/wsroom/wsroom/internal/loadgen"
 )
 
-// The end-to-end benchmarks (BenchmarkFanout, BenchmarkIdleMemory) serve
-// real WebSocket clients over loopback sockets. The clients run in a
-// separate process, this test binary started again by loadgen.Start, so
-// that the server's CPU time and memory, read from this process, are the
-// server's alone. TestMain hands the process over to the clients when it
-// was started as their process.
-func TestMain(m *testing.M) {
-	loadgen.Main()
-	os.Exit(m.Run())
-}
+// The servers the end-to-end benchmarks (BenchmarkFanout,
+// BenchmarkIdleMemory) measure, wsroom's and raw gws's, and what runs
+// them. They serve real WebSocket clients over loopback sockets; the
+// clients run in a separate process, this test binary started again by
+// loadgen.Start (see TestMain in main_test.go), so that the server's CPU
+// time and memory, read from this process, are the server's alone.
 
 const (
 	setupTimeout = time.Minute      // bounds dialling, joining and each exchange with the client process

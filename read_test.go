@@ -1,49 +1,18 @@
 package wsroom_test
 
 import (
-	"bytes"
 	"errors"
 	"iter"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/invopop/jsonschema"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
-// recordEnd serves a handler that ranges to the end and reports the last
-// error the stream yielded (nil for a quiet end), and how many errors.
-func recordEnd(t *testing.T, opts ...wsroom.Option) (string, <-chan []error) {
-	t.Helper()
-	ends := make(chan []error, 1)
-	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		var errs []error
-		for msg, err := range msgs {
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if err := c.Send(chatOut{Type: "ack", Content: msg.Content}); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		ends <- errs
-		return nil
-	}, opts...)
-	return srv.URL + "/ws/lobby", ends
-}
-
-func waitEnd(t *testing.T, ends <-chan []error) []error {
-	t.Helper()
-	select {
-	case errs := <-ends:
-		return errs
-	case <-time.After(wstest.Timeout):
-		t.Fatal("handler's range did not end")
-	}
-	return nil
-}
+// The inbound stream (read.go): how a handler's range ends, the policies
+// for input that is not a valid message, the read limit and invalid UTF-8.
 
 func TestStreamEndsWithoutErrorWhenPeerClosesNormally(t *testing.T) {
 	for _, code := range []uint16{1000, 1001} {
@@ -99,6 +68,31 @@ func TestBreakingOutOfRangeClosesConnection(t *testing.T) {
 	if ev := c.Closed(t); ev.Code != 1000 {
 		t.Fatalf("close %d, want 1000", ev.Code)
 	}
+}
+
+func TestStreamCanBeRangedOnlyOnce(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	second := make(chan int, 1)
+	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		for range msgs {
+			break
+		}
+		n := 0
+		for range msgs {
+			n++
+		}
+		second <- n
+		return nil
+	})
+	c := wstest.Dial(t, srv.URL+"/ws/lobby")
+	two := append(wstest.Frame(true, 1, []byte(`{"type":"message"}`)), wstest.Frame(true, 1, []byte(`{"type":"message"}`))...)
+	if _, err := c.NetConn().Write(two); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-second; n != 0 {
+		t.Fatalf("second range yielded %d messages, want none", n)
+	}
+	c.Closed(t)
 }
 
 func TestBinaryFrameGetsTheInvalidInputReply(t *testing.T) {
@@ -221,91 +215,77 @@ func TestErrorReplyShapeIsConfigurable(t *testing.T) {
 	}
 }
 
-func TestStreamCanBeRangedOnlyOnce(t *testing.T) {
+func TestFrameOverReadLimitClosesWith1009AndOthersCarryOn(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	second := make(chan int, 1)
-	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		for range msgs {
-			break
-		}
-		n := 0
-		for range msgs {
-			n++
-		}
-		second <- n
-		return nil
-	})
+	_, srv := serve(t, echo)
+	big := wstest.Dial(t, srv.URL+"/ws/lobby")
+	other := wstest.Dial(t, srv.URL+"/ws/lobby")
+	big.SendText(t, `{"type":"message","content":"`+strings.Repeat("a", wsroom.DefaultReadLimit)+`"}`)
+	if ev := big.Closed(t); ev.Code != 1009 {
+		t.Fatalf("close %d, want 1009", ev.Code)
+	}
+	other.Send(t, chatIn{Type: "message", Content: "fine"})
+	var out chatOut
+	other.JSON(t, &out)
+	if out.Content != "fine" {
+		t.Fatalf("other connection got %+v", out)
+	}
+}
+
+func TestMessageAtReadLimitIsAccepted(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	_, srv := serve(t, echo, wsroom.WithReadLimit(1000))
 	c := wstest.Dial(t, srv.URL+"/ws/lobby")
-	two := append(wstest.Frame(true, 1, []byte(`{"type":"message"}`)), wstest.Frame(true, 1, []byte(`{"type":"message"}`))...)
-	if _, err := c.NetConn().Write(two); err != nil {
+	prefix, suffix := `{"type":"message","content":"`, `"}`
+	c.SendText(t, prefix+strings.Repeat("a", 1000-len(prefix)-len(suffix))+suffix)
+	c.Message(t)
+	c.SendText(t, prefix+strings.Repeat("a", 1001-len(prefix)-len(suffix))+suffix)
+	if ev := c.Closed(t); ev.Code != 1009 {
+		t.Fatalf("one byte over the limit: close %d, want 1009", ev.Code)
+	}
+}
+
+func TestInvalidUTF8InTextFrameClosesWith1007(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	_, srv := serve(t, echo)
+	c := wstest.Dial(t, srv.URL+"/ws/lobby")
+	if _, err := c.NetConn().Write(wstest.Frame(true, 0x1, []byte("{\"type\":\"\xff\xfe\"}"))); err != nil {
 		t.Fatal(err)
 	}
-	if n := <-second; n != 0 {
-		t.Fatalf("second range yielded %d messages, want none", n)
+	if ev := c.Closed(t); ev.Code != 1007 {
+		t.Fatalf("close %d, want 1007", ev.Code)
 	}
-	c.Closed(t)
 }
 
-// treeNode is a recursive message type: its schema refers to itself.
-type treeNode struct {
-	Name     string     `json:"name"`
-	Children []treeNode `json:"children,omitempty"`
-}
-
-// TestRecursiveMessageTypeIsValidatedAtEveryDepth: a type that contains
-// itself is validated all the way down (the root of its schema is compiled
-// from its definition), and the schema served is the one reflected.
-func TestRecursiveMessageTypeIsValidatedAtEveryDepth(t *testing.T) {
-	wstest.CheckGoroutines(t)
-	ep, srv := serve(t, func(c *wsroom.Conn[treeNode], msgs iter.Seq2[treeNode, error]) error {
+// recordEnd serves a handler that ranges to the end and reports the last
+// error the stream yielded (nil for a quiet end), and how many errors.
+func recordEnd(t *testing.T, opts ...wsroom.Option) (string, <-chan []error) {
+	t.Helper()
+	ends := make(chan []error, 1)
+	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		var errs []error
 		for msg, err := range msgs {
 			if err != nil {
-				return err
+				errs = append(errs, err)
+				continue
 			}
-			if err := c.Send(msg); err != nil {
-				return err
+			if err := c.Send(chatOut{Type: "ack", Content: msg.Content}); err != nil {
+				errs = append(errs, err)
 			}
 		}
+		ends <- errs
 		return nil
-	})
-	if in, _ := ep.Schemas(); !bytes.Contains(in, []byte(`"$ref":"#/$defs/treeNode"`)) {
-		t.Fatalf("served schema of In is not the reflected one: %s", in)
-	}
-	c := wstest.Dial(t, srv.URL+"/ws/trees")
-	valid := `{"name":"a","children":[{"name":"b","children":[{"name":"c"}]}]}`
-	c.SendText(t, valid)
-	if got := string(c.Message(t)); got != valid {
-		t.Fatalf("valid tree echoed as %s, want %s", got, valid)
-	}
-	c.SendText(t, `{"name":"a","children":[{"name":"b","children":[{"name":"c","colour":"red"}]}]}`)
-	var reply map[string]string
-	c.JSON(t, &reply)
-	if want := "/children/0/children/0: additional properties 'colour' not allowed"; reply["error"] != want {
-		t.Fatalf("invalid leaf: reply %v, want error %q", reply, want)
-	}
-	c.Close()
+	}, opts...)
+	return srv.URL + "/ws/lobby", ends
 }
 
-// TestSchemaWithInlineRootIsEnforced: a reflector that writes the root
-// schema out in full (no $ref) is compiled as it is.
-func TestSchemaWithInlineRootIsEnforced(t *testing.T) {
-	wstest.CheckGoroutines(t)
-	url, ends := recordEnd(t, wsroom.WithReflector(&jsonschema.Reflector{ExpandedStruct: true}))
-	c := wstest.Dial(t, url)
-	c.SendText(t, `{"type":"shout"}`)
-	var reply map[string]string
-	c.JSON(t, &reply)
-	if want := "/type: value must be one of 'message', 'typing'"; reply["error"] != want {
-		t.Fatalf("reply %v, want error %q", reply, want)
+func waitEnd(t *testing.T, ends <-chan []error) []error {
+	t.Helper()
+	select {
+	case errs := <-ends:
+		return errs
+	case <-time.After(wstest.Timeout):
+		t.Fatal("handler's range did not end")
 	}
-	c.Send(t, chatIn{Type: "message", Content: "valid"})
-	var ack chatOut
-	c.JSON(t, &ack)
-	if ack.Content != "valid" {
-		t.Fatalf("got %+v, want the ack of the valid message", ack)
-	}
-	c.Close()
-	if errs := waitEnd(t, ends); len(errs) != 0 {
-		t.Fatalf("handler saw %v", errs)
-	}
+	return nil
 }

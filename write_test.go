@@ -10,77 +10,63 @@ import (
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
-// member subscribes every connection to the room of its path.
-func member(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
-	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
-		leave, err := rooms.Room(c.Request().PathValue("room")).Subscribe(c)
-		if err != nil {
-			return err
-		}
-		defer leave()
-		for _, err := range msgs {
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-}
+// The send side (write.go, writers.go, queue.go): the bounded queue and
+// what happens when it fills, and the accounting of what is written.
 
-// TestSlowConsumerIsClosedWith1008 floods a room in which one client has
-// stopped reading: that client is closed with 1008 "slow consumer" once its
-// queue is full, while a reading member of the same room gets every message.
-func TestSlowConsumerIsClosedWith1008(t *testing.T) {
+// bulkSender is the sender number of messages a test publishes itself.
+const bulkSender = 1 << 62
+
+// TestHostileSlowConsumerIsClosedAndMemoryStaysBounded: a member that stops
+// reading while the room is busy is closed with 1008 "slow consumer" once
+// its queue is full, and it alone: exactly one slow-consumer close. The
+// server's heap never holds more than a bounded backlog, and the member
+// that reads (the arena's witness) gets every message, in order, without
+// a stall.
+func TestHostileSlowConsumerIsClosedAndMemoryStaysBounded(t *testing.T) {
+	skipIfShort(t, "arena")
 	wstest.CheckGoroutines(t)
-	rooms := wsroom.NewRooms[chatOut]()
-	ep, srv := serve(t, member(rooms))
-	slow := wstest.Dial(t, srv.URL+"/ws/flood", wstest.Options{Paused: true})
-	reader := wstest.Dial(t, srv.URL+"/ws/flood")
-	wstest.WaitFor(t, "two members", func() bool { return rooms.Room("flood").Len() == 2 })
+	a := newArena(t, arenaOptions{}, chatToOut)
+	stalled, _, err := wstest.RawDial(a.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	lobby := a.rooms.Room("lobby")
+	wstest.WaitFor(t, "the stalled member in the lobby", func() bool { return lobby.Len() == 3 })
 
-	room := rooms.Room("flood")
+	heap := watchHeap(t)
 	payload := strings.Repeat("x", 16<<10)
-	// The reader acknowledges every message; the publisher keeps at most
-	// a window of them unacknowledged, as a paced real publisher would, so
-	// only the stalled client falls behind.
-	const window, limit = 16, 4000 // 64 MB at most: far more than socket buffers and queue hold
-	acks := make(chan struct{}, limit)
-	go func() {
-		for {
-			ev := reader.Next(t)
-			if ev.Closed {
-				return
-			}
-			acks <- struct{}{}
-		}
-	}()
+	// The publisher keeps at most a window of messages ahead of the
+	// witness, as a paced real publisher would, so that only the stalled
+	// member falls behind.
+	const window, limit = 16, 4000 // at most 62.5 MiB published: far more than socket buffers and queue hold
 	sent := 0
-	for sent < limit && ep.Stats().SlowConsumerCloses == 0 {
-		if sent >= window {
-			select {
-			case <-acks:
-			case <-time.After(wstest.Timeout):
-				t.Fatalf("the reading member stopped receiving after %d messages", sent-window)
+	for sent < limit && a.stats().SlowConsumerCloses == 0 {
+		// Pace on the witness, as a real publisher paced by its readers.
+		deadline := time.Now().Add(wstest.Timeout)
+		for a.published.Load()-a.w.received.Load() > window {
+			if time.Now().After(deadline) {
+				t.Fatalf("the witness stopped receiving after %d messages", a.w.received.Load())
 			}
+			time.Sleep(time.Millisecond)
 		}
-		_ = room.Publish(chatOut{Type: "flood", Content: payload})
 		sent++
+		_ = lobby.Publish(chatOut{Type: "bulk", From: bulkSender, Seq: sent, Content: payload})
 	}
-	if got := ep.Stats().SlowConsumerCloses; got != 1 {
-		t.Fatalf("after %d messages of 16 KiB, %d slow-consumer closes; want exactly the stalled client", sent, got)
+	growth := heap.growth()
+	if got := a.stats().SlowConsumerCloses; got != 1 {
+		t.Fatalf("%d slow-consumer closes after %d messages of 16 KiB, want 1", got, sent)
 	}
-	for range min(sent, window) {
-		select {
-		case <-acks:
-		case <-time.After(wstest.Timeout):
-			t.Fatal("the reading member did not get every message")
-		}
+	if growth > 24<<20 {
+		t.Errorf("heap grew by %d MiB while %d MiB were published: the backlog is not bounded", growth>>20, sent>>6)
 	}
-	slow.Resume()
-	if ev := slow.Closed(t); ev.Code != 1008 || ev.Reason != "slow consumer" {
-		t.Fatalf("stalled client: close %d %q, want 1008 slow consumer", ev.Code, ev.Reason)
+	e := stalled.ReadToEnd(wstest.Timeout, 1<<20)
+	if e.Err != nil || e.Code != 1008 || e.Reason != "slow consumer" {
+		t.Fatalf("stalled member: close %d %q, %v; want 1008 slow consumer", e.Code, e.Reason, e.Err)
 	}
-	t.Logf("stalled client closed after %d messages (%d MiB)", sent, sent*16>>10)
+	a.finish()
+	t.Logf("hostile: 1 stalled member closed 1008 after %d messages (%d MiB) were published; server heap peak +%d MiB",
+		sent, sent>>6, growth>>20)
 }
 
 func TestOverflowDropKeepsConnectionAndCountsDrops(t *testing.T) {
@@ -186,6 +172,23 @@ func TestStatsCountEveryByteWrittenWhenABatchIsSplit(t *testing.T) {
 		return s.MessagesOut == n && s.BytesOut == int64(received)
 	})
 	closeRaw(t, r)
+}
+
+// member subscribes every connection to the room of its path.
+func member(rooms *wsroom.Rooms[chatOut]) wsroom.Handler[chatIn, chatOut] {
+	return func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		leave, err := rooms.Room(c.Request().PathValue("room")).Subscribe(c)
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // frameSize is the size on the wire of a server frame of n payload bytes.

@@ -1,0 +1,29 @@
+package main
+
+import (
+	"github.com/wsroom/wsroom/asyncapi"
+)
+
+// roomPattern is where the chat's endpoint is mounted, and so the channel
+// its AsyncAPI document describes.
+const roomPattern = "GET /chat/room/{roomId}"
+
+// contract is the chat's AsyncAPI document, served at /asyncapi.json: the
+// schemas come from the endpoint itself, the security from whether the
+// chat was started with -token.
+func contract(ep asyncapi.Describer, token bool) (*asyncapi.Document, error) {
+	opts := []asyncapi.Option{
+		asyncapi.ID("chatRoom"),
+		asyncapi.Description("A chat room: every member receives every message of the room, its own included, and the joins and leaves of others."),
+		asyncapi.Param("roomId", "The room to join; a room exists while it has members."),
+		asyncapi.Query("username", `The name shown to the room; "Anonymous" when absent or empty.`),
+	}
+	if token {
+		opts = append(opts, asyncapi.TokenAuth())
+	}
+	return asyncapi.New(asyncapi.Info{
+		Title:       "wsroom chat",
+		Version:     "1.0.0",
+		Description: "The WebSocket contract of wsroom's reference chat (examples/chat).",
+	}, asyncapi.Endpoint(roomPattern, ep, opts...))
+}
