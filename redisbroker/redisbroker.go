@@ -172,6 +172,8 @@ type config struct {
 	prefix         string
 	publishTimeout time.Duration
 	healthCheck    time.Duration
+	historySize    int
+	historyTTL     time.Duration
 }
 
 // WithPrefix sets the prefix of the rooms' channel names: room r is channel
@@ -212,6 +214,15 @@ type Stats struct {
 	Malformed     int64 // messages dropped for a missing or malformed envelope
 	Unrouted      int64 // messages dropped for arriving after their room's last local member left
 	ConnErrors    int64 // errors of the subscription connection: failures, and failed attempts to reconnect
+
+	// History (see "History" in the package doc).
+	Recorded         int64 // records Redis took
+	RecordErrors     int64 // records that returned an error
+	ReceivedRecorded int64 // recorded messages handed to local rooms, live or from the stream
+	CaughtUp         int64 // of those, read from the stream after a lost connection or a gap
+	Duplicates       int64 // recorded messages dropped as already delivered, or of an epoch gone
+	Gaps             int64 // times the stream no longer had the next offset: messages skipped, or a new epoch
+	SyncErrors       int64 // failures to read the stream or meta hash for a subscription
 }
 
 // Broker is a wsroom.Broker on Redis pub/sub. It is safe for concurrent
@@ -221,6 +232,8 @@ type Broker struct {
 	prefix         string
 	publishTimeout time.Duration
 	healthCheck    time.Duration
+	historySize    int
+	historyTTL     time.Duration
 	origin         string // this Broker's id in the envelopes it publishes
 	header         []byte // the envelope's header for this origin
 	breaker        breaker
@@ -237,6 +250,7 @@ type Broker struct {
 
 	mu    sync.Mutex
 	subs  map[string][]*subscription // channel → its local subscriptions; slices are never modified, only replaced
+	rsubs map[string]*recRoom        // channel → its recorded subscriptions and their cursor
 	dirty map[string]struct{}        // channels whose Redis subscription may have to change
 	wake  chan struct{}              // capacity 1: dirty has entries, or ready has subscriptions waiting, for the owner
 
@@ -245,7 +259,10 @@ type Broker struct {
 	// down: from a failed read or write until a read succeeds.
 	failing atomic.Bool
 
-	published, publishErrors, received, echoes, malformed, unrouted, connErrors atomic.Int64
+	epochs atomic.Uint64 // epochs drawn by newEpoch
+
+	published, publishErrors, received, echoes, malformed, unrouted, connErrors      atomic.Int64
+	recorded, recordErrors, receivedRecorded, caughtUp, duplicates, gaps, syncErrors atomic.Int64
 }
 
 type subscription struct {
@@ -257,7 +274,8 @@ type subscription struct {
 // stays the caller's: close it after the Broker. New does no I/O; the
 // subscription connection is made when the first room is subscribed.
 func New(client redis.UniversalClient, opts ...Option) *Broker {
-	cfg := config{prefix: DefaultPrefix, publishTimeout: DefaultPublishTimeout, healthCheck: DefaultHealthCheck}
+	cfg := config{prefix: DefaultPrefix, publishTimeout: DefaultPublishTimeout, healthCheck: DefaultHealthCheck,
+		historySize: wsroom.DefaultHistorySize, historyTTL: wsroom.DefaultHistoryTTL}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -270,11 +288,14 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		prefix:         cfg.prefix,
 		publishTimeout: cfg.publishTimeout,
 		healthCheck:    cfg.healthCheck,
+		historySize:    cfg.historySize,
+		historyTTL:     cfg.historyTTL,
 		origin:         origin,
 		header:         appendEnvelope(nil, origin, nil),
 		ctx:            ctx,
 		cancel:         cancel,
 		subs:           map[string][]*subscription{},
+		rsubs:          map[string]*recRoom{},
 		dirty:          map[string]struct{}{},
 		wake:           make(chan struct{}, 1),
 		ready:          newReadiness(min(cfg.healthCheck, maxReadyWait)),
@@ -304,22 +325,28 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
 	defer cancel()
 	err := b.client.Publish(ctx, b.channel(room), msg).Err()
-	// An error reply (NOPERM, OOM, LOADING...) is Redis answering: only a
-	// failure to reach it opens the breaker and releases waiting joins.
-	unreachable := err != nil && !isServerError(err)
-	if unreachable {
-		b.ready.release() // no subscription waits for a Redis it cannot reach
-	}
-	if b.breaker.done(unreachable, err) {
-		b.wg.Add(1) // before Close waits: Close takes publishing first
-		go b.probe()
-	}
+	b.settle(err)
 	if err != nil {
 		b.publishErrors.Add(1)
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	b.published.Add(1)
 	return nil
+}
+
+// settle records the outcome of a command that tried Redis for a
+// publisher (Publish, Record). An error reply (NOPERM, OOM, LOADING...) is
+// Redis answering: only a failure to reach it opens the breaker and
+// releases waiting joins. b.publishing is read-locked.
+func (b *Broker) settle(err error) {
+	unreachable := err != nil && !isServerError(err)
+	if unreachable {
+		b.releaseWaiting() // no subscription waits for a Redis it cannot reach
+	}
+	if b.breaker.done(unreachable, err) {
+		b.wg.Add(1) // before Close waits: Close takes publishing first
+		go b.probe()
+	}
 }
 
 // Subscribe starts handing deliver the payloads other processes publish to
@@ -389,6 +416,11 @@ func (b *Broker) markDirty(ch string) {
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	rooms := len(b.subs)
+	for ch := range b.rsubs {
+		if b.subs[ch] == nil {
+			rooms++
+		}
+	}
 	b.mu.Unlock()
 	return Stats{
 		Rooms:         rooms,
@@ -399,6 +431,14 @@ func (b *Broker) Stats() Stats {
 		Malformed:     b.malformed.Load(),
 		Unrouted:      b.unrouted.Load(),
 		ConnErrors:    b.connErrors.Load(),
+
+		Recorded:         b.recorded.Load(),
+		RecordErrors:     b.recordErrors.Load(),
+		ReceivedRecorded: b.receivedRecorded.Load(),
+		CaughtUp:         b.caughtUp.Load(),
+		Duplicates:       b.duplicates.Load(),
+		Gaps:             b.gaps.Load(),
+		SyncErrors:       b.syncErrors.Load(),
 	}
 }
 
@@ -427,7 +467,7 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.wg.Wait()
-	b.ready.release()
+	b.releaseWaiting()
 	return err
 }
 
