@@ -1,5 +1,6 @@
-// Package redisbroker is a wsroom.Broker on Redis pub/sub: a room spans
-// every process whose Broker uses the same Redis server and channel prefix.
+// Package redisbroker is a wsroom.Broker on Redis pub/sub, and a
+// wsroom.HistoryBroker on Redis streams: a room spans every process whose
+// Broker uses the same Redis server and prefix.
 //
 //	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	broker := redisbroker.New(client, redisbroker.WithPrefix("chat"))
@@ -102,6 +103,65 @@
 // otherwise) and replaced if nothing arrives within another interval, so
 // a half-open connection does not leave rooms deaf.
 //
+// # History
+//
+// A Broker is a wsroom.HistoryBroker: rooms of a registry with history
+// (wsroom.WithHistory) record through it, and their histories live in
+// Redis, so positions and order are the same in every process. Room r has
+// two keys:
+//
+//	<prefix>:{<h>}m:<r>   a hash: the room's epoch and last offset
+//	<prefix>:{<h>}s:<r>   a stream: the messages, entry ID "<offset>-0", field "d"
+//
+// where h is 16 hexadecimal digits of the FNV-1a hash of r: a hash tag
+// that puts both keys in one Redis Cluster slot (Cluster is not tested).
+// The room's name follows unchanged, so distinct rooms have distinct keys.
+//
+// Record runs one Lua script (EVALSHA, then EVAL if Redis does not have
+// it): it reads the hash, XADDs the payload at the next offset with
+// MAXLEN ~ size, writes the new offset, refreshes both keys' TTL with
+// PEXPIRE, and PUBLISHes "wsh1:<epoch>:<offset>:" and the payload to the
+// room's channel, the one Publish uses. Redis runs a script alone, so the
+// offsets of a room are handed out, stored and published in one order. A
+// room without a hash (new, expired, or lost) starts a new epoch, drawn
+// by the Broker (its id and a count, so no epoch recurs), and its stream
+// is deleted first, in case it outlived the hash. History reads the hash
+// and the stream in one script too; for a room without a hash it creates
+// one, with a new epoch and offset 0, so that the epoch History reports is
+// the one the next Record uses.
+//
+// Trimming with ~ keeps at least the last size messages (WithHistory;
+// 1000 by default) and up to a stream node more (stream-node-max-entries,
+// 100 by default). Both keys expire their TTL (5 minutes by default) after
+// the room's last Record, so a room's history outlives its last member by
+// that long. A Redis restart without persistence, FLUSHALL, or eviction
+// of the hash gives every room a new epoch at its next Record or History:
+// positions of the old epoch are never complete, and wsroom tells those
+// clients they were not recovered.
+//
+// SubscribeRecorded shares the room's channel, and its one SUBSCRIBE, with
+// Subscribe; the envelopes tell records from publishes, and records are
+// delivered to their own process too. The receiving goroutine keeps each
+// room's cursor, the last position it delivered: a record at the next
+// offset is delivered, one at or below it dropped (Stats.Duplicates), and
+// one further on, or of another epoch, makes it read the stream after the
+// cursor first. It reads the stream after every SUBSCRIBE confirmation of
+// the room too: the first sets the cursor to the room's last offset (ready
+// is closed then), and those go-redis gets when it subscribes a new
+// connection catch up from the cursor, before anything that arrives live
+// after them. A subscriber that was away longer than the stream keeps
+// skips what was trimmed: it sees the offset jump, or a new epoch start at
+// the first offset the stream still has, and Stats.Gaps counts it. If
+// reading the stream fails, delivery goes on from the next live record,
+// with a gap (Stats.SyncErrors).
+//
+// Record fails like Publish: at once with ErrUnavailable while Redis is
+// known unreachable, and within the publish timeout otherwise. An error
+// means the message was not recorded, unless Redis ran the script and its
+// reply was lost: a timeout after the script ran, or a go-redis retry of a
+// failed connection, can record a message that returned an error, or
+// record it twice.
+//
 // # Clients and versions
 //
 // The client belongs to the caller, who closes it after the Broker. It is
@@ -154,7 +214,7 @@ const (
 	maxBackoff = 250 * time.Millisecond
 )
 
-// Errors of Publish.
+// Errors of Publish, Record and History.
 var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("redisbroker: broker closed")
@@ -225,8 +285,8 @@ type Stats struct {
 	SyncErrors       int64 // failures to read the stream or meta hash for a subscription
 }
 
-// Broker is a wsroom.Broker on Redis pub/sub. It is safe for concurrent
-// use. Create it with New.
+// Broker is a wsroom.Broker on Redis pub/sub and a wsroom.HistoryBroker
+// on Redis streams. It is safe for concurrent use. Create it with New.
 type Broker struct {
 	client         redis.UniversalClient
 	prefix         string
