@@ -384,3 +384,35 @@ func (g *dialGate) options(o *redis.Options) {
 		return d.DialContext(ctx, network, addr)
 	}
 }
+
+// SubscribeRecorded and its cancel never wait for Redis, and ready is
+// closed within wsroom.BrokerReadyTimeout when Redis does not answer;
+// Record is bounded by the publish timeout.
+func TestRecordedSubscribeAndRecordDoNotWaitForRedis(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	b := newBroker(t, blackhole(t), []func(*redis.Options){func(o *redis.Options) {
+		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
+		o.ContextTimeoutEnabled = true
+	}}, redisbroker.WithPublishTimeout(200*time.Millisecond))
+	start := time.Now()
+	var ready <-chan struct{}
+	for i := range 1000 {
+		cancel, _ := b.SubscribeRecorded(fmt.Sprint("r", i%10), func(wsroom.Position, []byte) {})
+		cancel()
+		var keep func()
+		keep, ready = b.SubscribeRecorded(fmt.Sprint("kept", i%10), func(wsroom.Position, []byte) {})
+		defer keep()
+		if took := time.Since(start); took > 10*time.Second {
+			t.Fatalf("%d subscribe/cancel pairs took %v against a server that does not answer", i+1, took)
+		}
+	}
+	select {
+	case <-ready:
+	case <-time.After(wsroom.BrokerReadyTimeout):
+		t.Fatalf("ready still open after %v", wsroom.BrokerReadyTimeout)
+	}
+	start = time.Now()
+	if _, err := b.Record("r", []byte(`{}`)); err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("record to a server that does not answer: %v after %v", err, time.Since(start))
+	}
+}
