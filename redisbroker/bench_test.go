@@ -114,3 +114,66 @@ func benchFlow(b *testing.B, from, to *wsroom.Rooms[benchMsg]) float64 {
 	b.ReportMetric(us(lat[b.N*99/100]), "p99-µs")
 	return float64(elapsed.Nanoseconds()) / float64(b.N)
 }
+
+// BenchmarkRecordBesidePublish times messages from one Broker to another's
+// subscription, one sender back to back, at the broker's level (no
+// rooms): plain Publish to Subscribe, then Record (the script: append,
+// number, publish) to SubscribeRecorded. Each reports messages/s; record
+// reports its cost as a ratio to publish (x-publish) when both ran.
+func BenchmarkRecordBesidePublish(b *testing.B) {
+	payload := []byte(`{"seq":1,"text":"a chat message of a typical length, some sixty bytes long"}`)
+	var publishNs float64
+	b.Run("publish", func(b *testing.B) {
+		from, to := benchPair(b)
+		var n atomic.Int64
+		done := make(chan struct{})
+		defer brokertest.Subscribe(b, to, "bench", func([]byte) {
+			if n.Add(1) == int64(b.N) {
+				close(done)
+			}
+		})()
+		publishNs = benchSend(b, done, func() error { return from.Publish("bench", payload) })
+	})
+	b.Run("record", func(b *testing.B) {
+		from, to := benchPair(b)
+		var n atomic.Int64
+		done := make(chan struct{})
+		defer brokertest.SubscribeRecorded(b, to, "bench", func(wsroom.Position, []byte) {
+			if n.Add(1) == int64(b.N) {
+				close(done)
+			}
+		})()
+		ns := benchSend(b, done, func() error { _, err := from.Record("bench", payload); return err })
+		if publishNs > 0 {
+			b.ReportMetric(ns/publishNs, "x-publish")
+		}
+	})
+}
+
+func benchPair(b *testing.B) (from, to *redisbroker.Broker) {
+	addr := redisAddr(b)
+	p := redisbroker.WithPrefix(uniquePrefix(b))
+	return newBroker(b, addr, nil, p), newBroker(b, addr, nil, p)
+}
+
+// benchSend sends b.N messages and waits for done; it reports messages/s
+// and returns the time per message in ns.
+func benchSend(b *testing.B, done <-chan struct{}, send func() error) float64 {
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(wstest.Timeout):
+		b.Fatal("not every message delivered")
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	return float64(elapsed.Nanoseconds()) / float64(b.N)
+}

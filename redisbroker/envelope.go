@@ -1,5 +1,10 @@
 package redisbroker
 
+import (
+	"strconv"
+	"strings"
+)
+
 // The envelope of every message a Broker publishes:
 //
 //	"wsr1:" origin ":" payload
@@ -36,4 +41,51 @@ func openEnvelope(msg string) (origin, payload string, ok bool) {
 		}
 	}
 	return origin, msg[headerLen:], true
+}
+
+// The envelope of every recorded message, published by Record's script:
+//
+//	"wsh1:" epoch ":" offset ":" payload
+//
+// where epoch is 1 to 64 ASCII letters, digits, '-' or '_' and offset is
+// the message's offset in decimal, from 1. It goes to the room's channel,
+// beside the envelopes of Publish, and names no origin: a Broker's own
+// records are delivered to it like any other.
+const recordedMagic = "wsh1:"
+
+// openRecorded splits a received recorded message into its position and
+// payload, and reports whether it is a well-formed recorded envelope.
+func openRecorded(msg string) (epoch string, offset uint64, payload string, ok bool) {
+	rest, ok := strings.CutPrefix(msg, recordedMagic)
+	if !ok {
+		return "", 0, "", false
+	}
+	epoch, rest, ok = strings.Cut(rest, ":")
+	if !ok || !validEpoch(epoch) {
+		return "", 0, "", false
+	}
+	n, payload, ok := strings.Cut(rest, ":")
+	if !ok || n == "" || n[0] == '0' {
+		return "", 0, "", false
+	}
+	offset, err := strconv.ParseUint(n, 10, 64)
+	if err != nil {
+		return "", 0, "", false
+	}
+	return epoch, offset, payload, true
+}
+
+// validEpoch reports whether e is an epoch wsroom accepts.
+func validEpoch(e string) bool {
+	if len(e) < 1 || len(e) > 64 {
+		return false
+	}
+	for i := range len(e) {
+		switch c := e[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
 }

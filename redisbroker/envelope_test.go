@@ -109,3 +109,31 @@ func FuzzOpenEnvelope(f *testing.F) {
 		}
 	})
 }
+
+func TestRecordedEnvelopeIsParsedStrictly(t *testing.T) {
+	good := map[string]struct {
+		epoch   string
+		offset  uint64
+		payload string
+	}{
+		"wsh1:e:1:{}":                              {"e", 1, "{}"},
+		"wsh1:ab-_Z9:18446744073709551615:":        {"ab-_Z9", 18446744073709551615, ""},
+		"wsh1:e:42:a:b:c":                          {"e", 42, "a:b:c"},
+		"wsh1:" + strings.Repeat("x", 64) + ":7:x": {strings.Repeat("x", 64), 7, "x"},
+	}
+	for msg, want := range good {
+		e, o, p, ok := openRecorded(msg)
+		if !ok || e != want.epoch || o != want.offset || p != want.payload {
+			t.Errorf("%q: %q %d %q %v, want %+v", msg, e, o, p, ok, want)
+		}
+	}
+	for _, msg := range []string{
+		"", "wsh1:", "wsh1:e", "wsh1:e:", "wsh1:e:1", "wsh1::1:{}", "wsh1:e:0:{}", "wsh1:e:01:{}",
+		"wsh1:e:-1:{}", "wsh1:e:x:{}", "wsh1:e.f:1:{}", "wsh1:é:1:{}", "wsh1:e:18446744073709551616:{}",
+		"wsh1:" + strings.Repeat("x", 65) + ":1:{}", "wsr1:e:1:{}",
+	} {
+		if _, _, _, ok := openRecorded(msg); ok {
+			t.Errorf("%q parsed as a recorded envelope", msg)
+		}
+	}
+}

@@ -58,3 +58,30 @@ func Example() {
 	srv := &http.Server{Addr: "localhost:3000", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
+
+// Rooms with history keep it in Redis: a member that drops from one
+// instance recovers what it missed on another, and every instance
+// delivers a room's recorded messages in the same order.
+func ExampleWithHistory() {
+	type Msg struct {
+		User string `json:"user"`
+		Text string `json:"text"`
+	}
+
+	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+	defer client.Close() // after the broker
+
+	broker := redisbroker.New(client,
+		redisbroker.WithPrefix("chat"),
+		// Each room's stream keeps its last 1000 messages (a hundred or
+		// so more: it is trimmed with ~), for 5 minutes after its last.
+		redisbroker.WithHistory(1000, 5*time.Minute),
+	)
+	defer broker.Close()
+
+	rooms := wsroom.NewRooms[Msg](
+		wsroom.WithBroker(broker), // a HistoryBroker: positions come from Redis
+		wsroom.WithHistory(1000, 5*time.Minute),
+	)
+	_ = rooms
+}

@@ -1,5 +1,6 @@
-// Package redisbroker is a wsroom.Broker on Redis pub/sub: a room spans
-// every process whose Broker uses the same Redis server and channel prefix.
+// Package redisbroker is a wsroom.Broker on Redis pub/sub, and a
+// wsroom.HistoryBroker on Redis streams: a room spans every process whose
+// Broker uses the same Redis server and prefix.
 //
 //	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 //	broker := redisbroker.New(client, redisbroker.WithPrefix("chat"))
@@ -102,6 +103,65 @@
 // otherwise) and replaced if nothing arrives within another interval, so
 // a half-open connection does not leave rooms deaf.
 //
+// # History
+//
+// A Broker is a wsroom.HistoryBroker: rooms of a registry with history
+// (wsroom.WithHistory) record through it, and their histories live in
+// Redis, so positions and order are the same in every process. Room r has
+// two keys:
+//
+//	<prefix>:{<h>}m:<r>   a hash: the room's epoch and last offset
+//	<prefix>:{<h>}s:<r>   a stream: the messages, entry ID "<offset>-0", field "d"
+//
+// where h is 16 hexadecimal digits of the FNV-1a hash of r: a hash tag
+// that puts both keys in one Redis Cluster slot (Cluster is not tested).
+// The room's name follows unchanged, so distinct rooms have distinct keys.
+//
+// Record runs one Lua script (EVALSHA, then EVAL if Redis does not have
+// it): it reads the hash, XADDs the payload at the next offset with
+// MAXLEN ~ size, writes the new offset, refreshes both keys' TTL with
+// PEXPIRE, and PUBLISHes "wsh1:<epoch>:<offset>:" and the payload to the
+// room's channel, the one Publish uses. Redis runs a script alone, so the
+// offsets of a room are handed out, stored and published in one order. A
+// room without a hash (new, expired, or lost) starts a new epoch, drawn
+// by the Broker (its id and a count, so no epoch recurs), and its stream
+// is deleted first, in case it outlived the hash. History reads the hash
+// and the stream in one script too; for a room without a hash it creates
+// one, with a new epoch and offset 0, so that the epoch History reports is
+// the one the next Record uses.
+//
+// Trimming with ~ keeps at least the last size messages (WithHistory;
+// 1000 by default) and up to a stream node more (stream-node-max-entries,
+// 100 by default). Both keys expire their TTL (5 minutes by default) after
+// the room's last Record, so a room's history outlives its last member by
+// that long. A Redis restart without persistence, FLUSHALL, or eviction
+// of the hash gives every room a new epoch at its next Record or History:
+// positions of the old epoch are never complete, and wsroom tells those
+// clients they were not recovered.
+//
+// SubscribeRecorded shares the room's channel, and its one SUBSCRIBE, with
+// Subscribe; the envelopes tell records from publishes, and records are
+// delivered to their own process too. The receiving goroutine keeps each
+// room's cursor, the last position it delivered: a record at the next
+// offset is delivered, one at or below it dropped (Stats.Duplicates), and
+// one further on, or of another epoch, makes it read the stream after the
+// cursor first. It reads the stream after every SUBSCRIBE confirmation of
+// the room too: the first sets the cursor to the room's last offset (ready
+// is closed then), and those go-redis gets when it subscribes a new
+// connection catch up from the cursor, before anything that arrives live
+// after them. A subscriber that was away longer than the stream keeps
+// skips what was trimmed: it sees the offset jump, or a new epoch start at
+// the first offset the stream still has, and Stats.Gaps counts it. If
+// reading the stream fails, delivery goes on from the next live record,
+// with a gap (Stats.SyncErrors).
+//
+// Record fails like Publish: at once with ErrUnavailable while Redis is
+// known unreachable, and within the publish timeout otherwise. An error
+// means the message was not recorded, unless Redis ran the script and its
+// reply was lost: a timeout after the script ran, or a go-redis retry of a
+// failed connection, can record a message that returned an error, or
+// record it twice.
+//
 // # Clients and versions
 //
 // The client belongs to the caller, who closes it after the Broker. It is
@@ -154,7 +214,7 @@ const (
 	maxBackoff = 250 * time.Millisecond
 )
 
-// Errors of Publish.
+// Errors of Publish, Record and History.
 var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("redisbroker: broker closed")
@@ -172,6 +232,8 @@ type config struct {
 	prefix         string
 	publishTimeout time.Duration
 	healthCheck    time.Duration
+	historySize    int
+	historyTTL     time.Duration
 }
 
 // WithPrefix sets the prefix of the rooms' channel names: room r is channel
@@ -212,15 +274,26 @@ type Stats struct {
 	Malformed     int64 // messages dropped for a missing or malformed envelope
 	Unrouted      int64 // messages dropped for arriving after their room's last local member left
 	ConnErrors    int64 // errors of the subscription connection: failures, and failed attempts to reconnect
+
+	// History (see "History" in the package doc).
+	Recorded         int64 // records Redis took
+	RecordErrors     int64 // records that returned an error
+	ReceivedRecorded int64 // recorded messages handed to local rooms, live or from the stream
+	CaughtUp         int64 // of those, read from the stream after a lost connection or a gap
+	Duplicates       int64 // recorded messages dropped as already delivered, or of an epoch gone
+	Gaps             int64 // times the stream no longer had the next offset: messages skipped, or a new epoch
+	SyncErrors       int64 // failures to read the stream or meta hash for a subscription
 }
 
-// Broker is a wsroom.Broker on Redis pub/sub. It is safe for concurrent
-// use. Create it with New.
+// Broker is a wsroom.Broker on Redis pub/sub and a wsroom.HistoryBroker
+// on Redis streams. It is safe for concurrent use. Create it with New.
 type Broker struct {
 	client         redis.UniversalClient
 	prefix         string
 	publishTimeout time.Duration
 	healthCheck    time.Duration
+	historySize    int
+	historyTTL     time.Duration
 	origin         string // this Broker's id in the envelopes it publishes
 	header         []byte // the envelope's header for this origin
 	breaker        breaker
@@ -237,6 +310,7 @@ type Broker struct {
 
 	mu    sync.Mutex
 	subs  map[string][]*subscription // channel → its local subscriptions; slices are never modified, only replaced
+	rsubs map[string]*recRoom        // channel → its recorded subscriptions and their cursor
 	dirty map[string]struct{}        // channels whose Redis subscription may have to change
 	wake  chan struct{}              // capacity 1: dirty has entries, or ready has subscriptions waiting, for the owner
 
@@ -245,7 +319,10 @@ type Broker struct {
 	// down: from a failed read or write until a read succeeds.
 	failing atomic.Bool
 
-	published, publishErrors, received, echoes, malformed, unrouted, connErrors atomic.Int64
+	epochs atomic.Uint64 // epochs drawn by newEpoch
+
+	published, publishErrors, received, echoes, malformed, unrouted, connErrors      atomic.Int64
+	recorded, recordErrors, receivedRecorded, caughtUp, duplicates, gaps, syncErrors atomic.Int64
 }
 
 type subscription struct {
@@ -257,7 +334,8 @@ type subscription struct {
 // stays the caller's: close it after the Broker. New does no I/O; the
 // subscription connection is made when the first room is subscribed.
 func New(client redis.UniversalClient, opts ...Option) *Broker {
-	cfg := config{prefix: DefaultPrefix, publishTimeout: DefaultPublishTimeout, healthCheck: DefaultHealthCheck}
+	cfg := config{prefix: DefaultPrefix, publishTimeout: DefaultPublishTimeout, healthCheck: DefaultHealthCheck,
+		historySize: wsroom.DefaultHistorySize, historyTTL: wsroom.DefaultHistoryTTL}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -270,11 +348,14 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		prefix:         cfg.prefix,
 		publishTimeout: cfg.publishTimeout,
 		healthCheck:    cfg.healthCheck,
+		historySize:    cfg.historySize,
+		historyTTL:     cfg.historyTTL,
 		origin:         origin,
 		header:         appendEnvelope(nil, origin, nil),
 		ctx:            ctx,
 		cancel:         cancel,
 		subs:           map[string][]*subscription{},
+		rsubs:          map[string]*recRoom{},
 		dirty:          map[string]struct{}{},
 		wake:           make(chan struct{}, 1),
 		ready:          newReadiness(min(cfg.healthCheck, maxReadyWait)),
@@ -304,22 +385,28 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
 	defer cancel()
 	err := b.client.Publish(ctx, b.channel(room), msg).Err()
-	// An error reply (NOPERM, OOM, LOADING...) is Redis answering: only a
-	// failure to reach it opens the breaker and releases waiting joins.
-	unreachable := err != nil && !isServerError(err)
-	if unreachable {
-		b.ready.release() // no subscription waits for a Redis it cannot reach
-	}
-	if b.breaker.done(unreachable, err) {
-		b.wg.Add(1) // before Close waits: Close takes publishing first
-		go b.probe()
-	}
+	b.settle(err)
 	if err != nil {
 		b.publishErrors.Add(1)
 		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	b.published.Add(1)
 	return nil
+}
+
+// settle records the outcome of a command that tried Redis for a
+// publisher (Publish, Record). An error reply (NOPERM, OOM, LOADING...) is
+// Redis answering: only a failure to reach it opens the breaker and
+// releases waiting joins. b.publishing is read-locked.
+func (b *Broker) settle(err error) {
+	unreachable := err != nil && !isServerError(err)
+	if unreachable {
+		b.releaseWaiting() // no subscription waits for a Redis it cannot reach
+	}
+	if b.breaker.done(unreachable, err) {
+		b.wg.Add(1) // before Close waits: Close takes publishing first
+		go b.probe()
+	}
 }
 
 // Subscribe starts handing deliver the payloads other processes publish to
@@ -389,6 +476,11 @@ func (b *Broker) markDirty(ch string) {
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	rooms := len(b.subs)
+	for ch := range b.rsubs {
+		if b.subs[ch] == nil {
+			rooms++
+		}
+	}
 	b.mu.Unlock()
 	return Stats{
 		Rooms:         rooms,
@@ -399,6 +491,14 @@ func (b *Broker) Stats() Stats {
 		Malformed:     b.malformed.Load(),
 		Unrouted:      b.unrouted.Load(),
 		ConnErrors:    b.connErrors.Load(),
+
+		Recorded:         b.recorded.Load(),
+		RecordErrors:     b.recordErrors.Load(),
+		ReceivedRecorded: b.receivedRecorded.Load(),
+		CaughtUp:         b.caughtUp.Load(),
+		Duplicates:       b.duplicates.Load(),
+		Gaps:             b.gaps.Load(),
+		SyncErrors:       b.syncErrors.Load(),
 	}
 }
 
@@ -427,7 +527,7 @@ func (b *Broker) Close() error {
 		}
 	}
 	b.wg.Wait()
-	b.ready.release()
+	b.releaseWaiting()
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -65,9 +66,16 @@ func (b *Broker) apply(o *owner) bool {
 	b.mu.Lock()
 	var remove []string
 	for ch := range b.dirty {
-		switch want := len(b.subs[ch]) > 0; {
-		case want && !o.told[ch]:
+		rr := b.rsubs[ch]
+		switch want := len(b.subs[ch]) > 0 || rr != nil; {
+		case want && (!o.told[ch] || rr != nil && rr.resync):
+			// A channel subscribed already is subscribed again for a
+			// recorded subscription's first sync: its confirmation is
+			// the moment the sync reads the room's last offset.
 			o.told[ch], o.pending[ch] = true, true
+			if rr != nil {
+				rr.resync = false
+			}
 		case !want && o.told[ch]:
 			delete(o.told, ch)
 			delete(o.pending, ch)
@@ -122,6 +130,11 @@ func (b *Broker) write(cmd func(context.Context) error) bool {
 func (b *Broker) connLost() {
 	b.failing.Store(true)
 	b.ready.lost()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, rr := range b.rsubs {
+		rr.release()
+	}
 }
 
 // receive reads the subscription connection and hands each message to its
@@ -166,6 +179,10 @@ func (b *Broker) receive() {
 		switch m := msg.(type) {
 		case *redis.Message:
 			b.dispatch(m.Channel, m.Payload)
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				b.confirmed(m.Channel)
+			}
 		case *redis.Pong:
 			b.ready.pong(m.Payload)
 		}
@@ -205,6 +222,15 @@ func (b *Broker) sleep(d time.Duration) bool {
 // dispatch hands one received message to the subscriptions of its
 // channel.
 func (b *Broker) dispatch(ch, msg string) {
+	if strings.HasPrefix(msg, recordedMagic) {
+		epoch, offset, payload, ok := openRecorded(msg)
+		if !ok {
+			b.malformed.Add(1)
+			return
+		}
+		b.dispatchRecorded(ch, epoch, offset, payload)
+		return
+	}
 	origin, payload, ok := openEnvelope(msg)
 	switch {
 	case !ok:
