@@ -129,6 +129,9 @@ func TestPublishesAreNeverInHistoryAndRecordsNeverPublished(t *testing.T) {
 	if got := rec.Next(t); got.Position != pos || string(got.Payload) != `{"text":"kept"}` {
 		t.Fatalf("recorded subscription got %+v %s, want the record at %+v", got.Position, got.Payload, pos)
 	}
+	if n := b.Stats().Rooms; n != 1 {
+		t.Fatalf("Stats.Rooms is %d for one room subscribed both ways, want 1", n)
+	}
 	msgs, epoch, complete := history(t, b, "r", wsroom.Position{Epoch: pos.Epoch}, 100)
 	if epoch != pos.Epoch || !complete || len(msgs) != 1 || string(msgs[0].Payload) != `{"text":"kept"}` {
 		t.Fatalf("History: %+v, epoch %q, complete %v; want the one record", msgs, epoch, complete)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -259,7 +260,7 @@ func (b *Broker) releaseWaiting(all bool) {
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
 type Stats struct {
-	Rooms         int   // rooms subscribed now (rooms with local members)
+	Rooms         int   // rooms subscribed now (rooms with local members), by Subscribe, SubscribeRecorded or both
 	Published     int64 // publishes PostgreSQL committed
 	PublishErrors int64 // publishes that returned an error
 	Recorded      int64 // records PostgreSQL committed
@@ -277,7 +278,12 @@ type Stats struct {
 // Stats returns a snapshot of the Broker's counters.
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
-	rooms := len(b.subs)
+	rooms := 0
+	for stream := range b.subs { // a room subscribed to both streams counts once
+		if key, ok := strings.CutPrefix(stream, "h"); !ok || !isRecorded(stream) || len(b.subs[key]) == 0 {
+			rooms++
+		}
+	}
 	b.mu.Unlock()
 	return Stats{
 		Rooms:         rooms,
