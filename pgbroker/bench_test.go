@@ -122,3 +122,82 @@ func benchFlow(b *testing.B, from, to *wsroom.Rooms[benchMsg]) float64 {
 	b.ReportMetric(us(lat[b.N*99/100]), "p99-µs")
 	return float64(elapsed.Nanoseconds()) / float64(b.N)
 }
+
+// BenchmarkRecordToDelivery times one message from one Broker to a
+// subscription of the room on another, one sender back to back, at the
+// Broker's own seams: Publish to Subscribe (a room's ephemeral messages)
+// beside Record to SubscribeRecorded (its history: the same statement,
+// returning the message's position), in one run on one server.
+func BenchmarkRecordToDelivery(b *testing.B) {
+	text := []byte(`{"text":"a chat message of a typical length, some sixty bytes long"}`)
+	b.Run("publish", func(b *testing.B) {
+		from, to := benchPair(b)
+		lat := newLatencies(b.N)
+		defer brokertest.Subscribe(b, to, "bench", func([]byte) { lat.received() })()
+		lat.time(b, func() error { return from.Publish("bench", text) })
+	})
+	b.Run("record", func(b *testing.B) {
+		from, to := benchPair(b)
+		lat := newLatencies(b.N)
+		defer brokertest.SubscribeRecorded(b, to, "bench", func(wsroom.Position, []byte) { lat.received() })()
+		lat.time(b, func() error { _, err := from.Record("bench", text); return err })
+	})
+}
+
+// benchPair returns two Brokers of a prefix of their own.
+func benchPair(b *testing.B) (from, to *pgbroker.Broker) {
+	url, p := pgURL(b), pgbroker.WithPrefix(uniquePrefix())
+	return newBroker(b, url, p), newBroker(b, url, p)
+}
+
+// latencies are the send and receive times of n messages, received in
+// the order they were sent, by one goroutine at a time.
+type latencies struct {
+	sent, recv []time.Time
+	n          atomic.Int64
+	done       chan struct{}
+}
+
+func newLatencies(n int) *latencies {
+	return &latencies{sent: make([]time.Time, n), recv: make([]time.Time, n), done: make(chan struct{})}
+}
+
+// received records the next message's arrival.
+func (l *latencies) received() {
+	i := l.n.Add(1) - 1
+	if i < int64(len(l.recv)) {
+		l.recv[i] = time.Now()
+	}
+	if i == int64(len(l.recv))-1 {
+		close(l.done)
+	}
+}
+
+// time sends b.N messages with send, back to back, waits for all of them
+// to arrive, and reports messages/s and the p50 and p99 latency.
+func (l *latencies) time(b *testing.B, send func() error) {
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		l.sent[i] = time.Now()
+		if err := send(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-l.done:
+	case <-time.After(wstest.Timeout):
+		b.Fatalf("%d of %d messages delivered", l.n.Load(), b.N)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	lat := make([]time.Duration, b.N)
+	for i := range lat {
+		lat[i] = l.recv[i].Sub(l.sent[i])
+	}
+	slices.Sort(lat)
+	us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(us(lat[b.N/2]), "p50-µs")
+	b.ReportMetric(us(lat[b.N*99/100]), "p99-µs")
+}

@@ -18,9 +18,41 @@ func roomKey(room string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// channel returns the NOTIFY channel of the room whose key is key:
-// "<prefix>_<key>", at most 63 bytes, so PostgreSQL never truncates it.
-func (b *Broker) channel(key string) string { return b.prefix + "_" + key }
+// A room has two streams of messages, each with its own row in the rooms
+// table, its own offsets and epoch, its own rows in the log and its own
+// channel: what Publish sends, under the room's key, and what Record
+// records, under "h" and the room's key (33 characters: never a room's
+// key), so no publish appears in a history, or a record among publishes.
+// A stream is named by its key in the tables.
+
+// recordedStream returns the stream of the messages recorded in the room
+// whose key is key.
+func recordedStream(key string) string { return "h" + key }
+
+// isRecorded reports whether stream holds recorded messages.
+func isRecorded(stream string) bool { return len(stream) == 1+2*16 }
+
+// channel returns the NOTIFY channel of stream: "<prefix>_<key>" for a
+// room's publishes, "<prefix>-<key>" for its records. Either is at most 63
+// bytes, so PostgreSQL never truncates it, and no prefix holds '-', so the
+// two never meet.
+func (b *Broker) channel(stream string) string {
+	if key, ok := strings.CutPrefix(stream, "h"); ok && isRecorded(stream) {
+		return b.prefix + "-" + key
+	}
+	return b.prefix + "_" + stream
+}
+
+// streamOf returns the stream of a channel b listens to.
+func (b *Broker) streamOf(channel string) (string, bool) {
+	if key, ok := strings.CutPrefix(channel, b.prefix+"_"); ok {
+		return key, true
+	}
+	if key, ok := strings.CutPrefix(channel, b.prefix+"-"); ok {
+		return recordedStream(key), true
+	}
+	return "", false
+}
 
 // The payload of a notification:
 //

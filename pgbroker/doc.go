@@ -1,6 +1,7 @@
-// Package pgbroker is a wsroom.Broker on PostgreSQL: a room spans every
-// process whose Broker uses the same database and prefix, with no server
-// other than the database the application already runs.
+// Package pgbroker is a wsroom.HistoryBroker on PostgreSQL: a room spans
+// every process whose Broker uses the same database and prefix, and its
+// history (wsroom.WithHistory) lives in the database, with no server other
+// than the database the application already runs.
 //
 //	pool, err := pgxpool.New(ctx, "postgres://app@db:5432/app")
 //	broker, err := pgbroker.New(ctx, pool, pgbroker.WithPrefix("chat"))
@@ -79,16 +80,23 @@
 //     the listener reads it: the log keeps each room's latest 1000
 //     messages and nothing older than 10 minutes (WithRetention). A
 //     listener away longer, or behind by more, misses what was trimmed
-//     (counted in Stats.Missed; the rest is delivered in order).
+//     (counted in Stats.Missed; the rest is delivered in order). For
+//     records, whose subscriptions must see no gap, the room's history
+//     starts a new epoch instead (see History below).
 //   - Publishes while the database is unreachable fail: Publish returns
 //     the error within the publish timeout, wsroom wraps it in
 //     wsroom.ErrBroker, local members have the message and members in
 //     other processes never get it. Nothing is buffered and replayed.
+//     Records fail the same way (Record's error), and nobody gets them.
+//     A Record does not wait for the listener: a record made while only
+//     the listening connection is down succeeds, and the listener reads
+//     it from the log when it is back.
 //   - Messages published before a room's first member joined on this
 //     process (before ready is closed) are not delivered to it: the log is
 //     read back only for rooms the listener was already listening to.
 //   - Rooms joined while the listener is disconnected are ready at once,
-//     and receive what is published from the moment the listener is back.
+//     and receive what is published, or recorded, from the moment the
+//     listener is back. What was recorded in between is in History.
 //   - A database crash loses whatever its commits lose (synchronous_commit
 //     and fsync are the server's to set); a failover to a replica loses
 //     what had not reached it.
@@ -98,12 +106,62 @@
 // empty and which has been idle for the maximum age loses its row, and
 // its offsets restart in a new epoch, which listeners follow.
 //
+// # History
+//
+// A room has two streams of messages, each with its own row in the rooms
+// table (epoch, latest offset), its own offsets from 1, its own rows in
+// the log and its own channel: what Publish sends (ephemeral messages,
+// such as typing indicators), keyed by the room's key, and what Record
+// records (its history), keyed by "h" and the room's key, notified on
+// "<prefix>-<key>". A publish therefore never appears in History nor
+// reaches SubscribeRecorded, a record never reaches Subscribe, and a
+// room's recorded offsets have no gaps.
+//
+// Record is Publish's statement on the room's recorded stream, returning
+// the position it gave the message: {Offset: its offset, Epoch: the
+// decimal digits of the stream's epoch, drawn at random from 1 to 2^53}.
+// Unlike Subscribe, SubscribeRecorded hands a process its own records
+// too, in their place, with their positions: every process delivers a
+// room's records in the same order, at the same positions. History reads
+// the log after a position, in its epoch, up to the stream's latest
+// offset; for a room never recorded in it makes the stream's row, so the
+// epoch it reports is the one the room's first record gets.
+//
+// Trimming is the log's (WithRetention): each stream keeps its latest
+// DefaultLogLen (1000) messages and none older than DefaultLogAge (10
+// minutes), trimmed every minute, so a history holds at least
+// wsroom.DefaultHistorySize messages for at least wsroom.DefaultHistoryTTL,
+// and a little more between trims. Set the retention to at least what
+// the registry's WithHistory asks for: the Broker, not the registry,
+// decides what History still has. A position older than what the log
+// keeps is not recovered (complete is false).
+//
+// The epoch changes when the room's history is lost:
+//
+//   - a stream whose log is empty and which has been idle for the
+//     maximum age loses its row, and its next record (or History) makes
+//     it again in a new epoch;
+//   - a reset (the tables emptied or dropped and made again, a database
+//     restored without them) starts every room in a new epoch the same
+//     way;
+//   - a listener that finds, on catching up, that the log no longer holds
+//     records it had not delivered gives the stream a new epoch (it
+//     deletes the stream's log in the same transaction; Stats.Restarts)
+//     and delivers from its first record: every process's subscriptions
+//     follow, so no subscription sees a gap within an epoch, and the
+//     positions members hold in the old epoch are no longer recovered.
+//
+// Schema: the history adds no table or column. A deployment made by an
+// earlier pgbroker goes on with its tables; records are rows of the same
+// tables under keys no publish uses.
+//
 // # Echoes and foreign messages
 //
 // A listener receives the notifications of its own process's publishes
 // too. Each message, in the log and in its notification, names the Broker
 // that published it (16 lowercase hexadecimal digits drawn at random by
-// New), and a Broker drops its own (Stats.Echoes). A notification on a room's channel that is not
+// New), and a Broker drops its own publishes (Stats.Echoes), not its
+// records. A notification on a room's channel that is not
 // "epoch:offset:origin[:message]" is dropped (Stats.Malformed). Whoever
 // may write the tables or notify the channels may publish into rooms:
 // grant them to the application's role only.

@@ -64,3 +64,45 @@ func Example() {
 	srv := &http.Server{Addr: "localhost:3000", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
+
+// A room's history lives in PostgreSQL: a record gets its position from
+// the database, every process's recorded subscription receives it (the
+// recorder's own included), and any process reads what came after a
+// position a client reports when it reconnects.
+func ExampleBroker_History() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://chat@localhost:5432/chat?sslmode=disable")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	broker, err := pgbroker.New(ctx, pool, pgbroker.WithRetention(wsroom.DefaultHistorySize, wsroom.DefaultHistoryTTL))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer broker.Close()
+
+	cancel, ready := broker.SubscribeRecorded("lobby", func(pos wsroom.Position, msg []byte) {
+		log.Printf("%s@%d: %s", pos.Epoch, pos.Offset, msg)
+	})
+	defer cancel()
+	<-ready
+
+	pos, err := broker.Record("lobby", []byte(`{"user":"ann","text":"hi"}`))
+	if err != nil {
+		log.Fatal(err) // not recorded: nobody receives it
+	}
+
+	// A client that saw everything up to pos.Offset-1 of pos.Epoch.
+	since := wsroom.Position{Offset: pos.Offset - 1, Epoch: pos.Epoch}
+	missed, epoch, complete, err := broker.History(ctx, "lobby", since, 1000)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if !complete {
+		log.Printf("history lost: start again in epoch %s", epoch)
+	}
+	for _, m := range missed {
+		log.Printf("missed %d: %s", m.Position.Offset, m.Payload)
+	}
+}

@@ -102,3 +102,12 @@ func terminateListener(t testing.TB, admin *pgxpool.Pool, b *pgbroker.Broker) {
 
 // stats returns the Stats of a Broker the test made as a wsroom.Broker.
 func stats(b wsroom.Broker) pgbroker.Stats { return b.(*pgbroker.Broker).Stats() }
+
+// historyPair returns brokertest's HistoryPair: two processes on the
+// server at url, with a prefix of their own.
+func historyPair(url string, opts ...pgbroker.Option) brokertest.HistoryPair {
+	return func(t *testing.T) (a, b wsroom.HistoryBroker) {
+		opts := append([]pgbroker.Option{pgbroker.WithPrefix(uniquePrefix())}, opts...)
+		return newBroker(t, url, opts...), newBroker(t, url, opts...)
+	}
+}

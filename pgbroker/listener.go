@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
+	"github.com/wsroom/wsroom"
 )
 
 // Bounds of the backoff between attempts to connect the listener again.
@@ -31,8 +32,20 @@ type listener struct {
 	pos map[string]*position
 }
 
-// A position is a room's epoch and offset.
-type position struct{ epoch, off int64 }
+// A position is a stream's epoch and offset.
+type position struct {
+	epoch, off int64
+	text       string // epoch, as wsroom.Position carries it
+	broken     bool   // in readLog: the log does not go on from off
+	// abandoned is the epoch restart left: notifications of it still
+	// on their way are dropped.
+	abandoned int64
+}
+
+// setEpoch moves p to the start of epoch.
+func (p *position) setEpoch(epoch int64) {
+	p.epoch, p.off, p.text = epoch, 0, epochText(epoch)
+}
 
 // listen runs the listener until Close. It runs in b.wg.
 func (b *Broker) listen() {
@@ -241,17 +254,30 @@ func (l *listener) positions(ctx context.Context, keys []string) error {
 	var key string
 	var p position
 	_, err = pgx.ForEachRow(rows, []any{&key, &p.epoch, &p.off}, func() error {
-		*l.pos[key] = p
+		l.pos[key].setEpoch(p.epoch)
+		l.pos[key].off = p.off
 		return nil
 	})
 	return err
 }
 
 // catchUp delivers what the log holds for keys after their positions, in
-// order.
+// order. A recorded stream whose log no longer goes on from its position
+// starts a new epoch (restart), from which it is caught up in turn.
 func (l *listener) catchUp(ctx context.Context, keys []string) error {
+	broken, err := l.readLog(ctx, keys)
+	if err != nil || len(broken) == 0 {
+		return err
+	}
+	return l.restart(ctx, broken)
+}
+
+// readLog delivers what the log holds for keys after their positions, in
+// order, and returns the recorded streams whose log does not go on from
+// their positions: nothing of theirs after the gap is delivered.
+func (l *listener) readLog(ctx context.Context, keys []string) (broken []string, err error) {
 	if len(keys) == 0 {
-		return nil
+		return nil, nil
 	}
 	epochs, offs := make([]int64, len(keys)), make([]int64, len(keys))
 	for i, key := range keys {
@@ -259,26 +285,72 @@ func (l *listener) catchUp(ctx context.Context, keys []string) error {
 	}
 	rows, err := l.conn.Query(ctx, l.b.sql.catchUp, keys, epochs, offs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var key, origin string
 	var epoch, off int64
 	var payload []byte
 	_, err = pgx.ForEachRow(rows, []any{&key, &epoch, &off, &origin, &payload}, func() error {
 		p := l.pos[key]
+		if p.broken {
+			return nil
+		}
 		if epoch != p.epoch {
-			p.epoch, p.off = epoch, 0
+			p.setEpoch(epoch)
+		}
+		if off > p.off+1 && isRecorded(key) { // trimmed before it could be read
+			p.broken = true
+			broken = append(broken, key)
+			return nil
 		}
 		l.b.missed.Add(off - p.off - 1) // trimmed before it could be read
 		p.off = off
-		if origin == l.b.origin {
+		if origin == l.b.origin && !isRecorded(key) {
 			l.b.echoes.Add(1)
 			return nil
 		}
 		l.b.fromLog.Add(1)
-		l.b.dispatch(key, payload)
+		l.b.dispatch(key, p, payload)
 		return nil
 	})
+	return broken, err
+}
+
+// restart gives the recorded streams keys, whose logs lost messages the
+// listener had not delivered, a new epoch, and delivers them from its
+// first message: every process's subscriptions follow it, so a room's
+// positions stay the same everywhere, and none has a gap within an epoch.
+// A stream given a new epoch meanwhile, by another process, keeps it.
+func (l *listener) restart(ctx context.Context, keys []string) error {
+	for _, key := range keys {
+		p := l.pos[key]
+		var epoch int64
+		err := pgx.BeginFunc(ctx, l.conn, func(tx pgx.Tx) error {
+			err := tx.QueryRow(ctx, l.b.sql.rotate, key, p.epoch).Scan(&epoch)
+			if errors.Is(err, pgx.ErrNoRows) { // rotated by another, or made again
+				err = tx.QueryRow(ctx, l.b.sql.head, key).Scan(&epoch, new(int64))
+				if errors.Is(err, pgx.ErrNoRows) {
+					epoch, err = 0, nil // its next record makes it again
+				}
+				return err
+			}
+			if err == nil {
+				_, err = tx.Exec(ctx, l.b.sql.rotateLog, key)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		l.b.restarts.Add(1)
+		p.abandoned = p.epoch
+		p.setEpoch(epoch)
+		p.broken = false
+	}
+	broken, err := l.readLog(ctx, keys)
+	for _, key := range broken { // trimmed again at once: the next notification tries again
+		l.pos[key].broken = false
+	}
 	return err
 }
 
@@ -290,7 +362,7 @@ func (l *listener) catchUp(ctx context.Context, keys []string) error {
 // dropped.
 func (l *listener) handle(n *pgconn.Notification) error {
 	b := l.b
-	key, ok := strings.CutPrefix(n.Channel, b.prefix+"_")
+	key, ok := b.streamOf(n.Channel)
 	p := l.pos[key]
 	if !ok || p == nil {
 		return nil // UNLISTENed since it was sent
@@ -300,8 +372,12 @@ func (l *listener) handle(n *pgconn.Notification) error {
 		b.malformed.Add(1)
 		return nil
 	}
+	if nt.epoch == p.abandoned {
+		b.duplicates.Add(1)
+		return nil
+	}
 	if nt.epoch != p.epoch {
-		p.epoch, p.off = nt.epoch, 0 // the room's offsets restarted
+		p.setEpoch(nt.epoch) // the room's offsets restarted
 	}
 	switch {
 	case nt.off <= p.off:
@@ -310,8 +386,15 @@ func (l *listener) handle(n *pgconn.Notification) error {
 	case nt.off > p.off+1 || !nt.inline:
 		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.healthCheck)
 		defer cancel()
-		if err := l.catchUp(ctx, []string{key}); err != nil {
+		broken, err := l.readLog(ctx, []string{key})
+		if err != nil {
 			return err
+		}
+		if p.off < nt.off && isRecorded(key) && len(broken) == 0 { // the log no longer has it
+			broken = []string{key}
+		}
+		if len(broken) > 0 {
+			return l.restart(ctx, broken)
 		}
 		if p.off < nt.off { // the log no longer has it
 			b.missed.Add(nt.off - p.off)
@@ -320,16 +403,17 @@ func (l *listener) handle(n *pgconn.Notification) error {
 		return nil
 	}
 	p.off = nt.off
-	if nt.origin == b.origin {
+	if nt.origin == b.origin && !isRecorded(key) {
 		b.echoes.Add(1)
 		return nil
 	}
-	b.dispatch(key, []byte(nt.payload))
+	b.dispatch(key, p, []byte(nt.payload))
 	return nil
 }
 
-// dispatch hands payload to the live subscriptions of key.
-func (b *Broker) dispatch(key string, payload []byte) {
+// dispatch hands payload, the message at p, to the live subscriptions of
+// stream key.
+func (b *Broker) dispatch(key string, p *position, payload []byte) {
 	b.mu.Lock()
 	subs := b.subs[key]
 	b.mu.Unlock()
@@ -339,7 +423,11 @@ func (b *Broker) dispatch(key string, payload []byte) {
 	}
 	b.received.Add(1) // counted before anyone can see the message
 	for _, s := range subs {
-		if live(s) {
+		switch {
+		case !live(s):
+		case s.deliverRecorded != nil:
+			s.deliverRecorded(wsroom.Position{Offset: uint64(p.off), Epoch: p.text}, payload)
+		default:
 			s.deliver(payload)
 		}
 	}

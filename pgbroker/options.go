@@ -7,9 +7,12 @@ const (
 	DefaultPrefix         = "wsroom"
 	DefaultPublishTimeout = time.Second
 	DefaultHealthCheck    = 5 * time.Second
-	// DefaultLogLen is how many of a room's latest messages the log keeps.
+	// DefaultLogLen is how many of a room's latest messages the log
+	// keeps, of its publishes and of its records each: at least
+	// wsroom.DefaultHistorySize.
 	DefaultLogLen = 1000
-	// DefaultLogAge is how long the log keeps a message.
+	// DefaultLogAge is how long the log keeps a message: at least
+	// wsroom.DefaultHistoryTTL.
 	DefaultLogAge = 10 * time.Minute
 )
 
@@ -72,10 +75,13 @@ func WithHealthCheck(interval time.Duration) Option {
 }
 
 // WithRetention sets how much of the log every Broker keeps: each room's
-// latest maxLen messages, none older than maxAge (defaults DefaultLogLen
-// and DefaultLogAge; values of zero or less keep the default). A listener
-// that was away longer than that, or missed more, loses the messages
-// trimmed meanwhile (Stats.Missed). Each Broker trims the log every
+// latest maxLen publishes and maxLen records, none older than maxAge
+// (defaults DefaultLogLen and DefaultLogAge; values of zero or less keep
+// the default). It is also the rooms' history (History): give it at least
+// what wsroom.WithHistory asks for. A listener that was away longer than
+// that, or missed more, loses the publishes trimmed meanwhile
+// (Stats.Missed), and gives a room whose records it lost a new epoch
+// (Stats.Restarts). Each Broker trims the log every
 // maxAge/10 (at least every minute, at most every second).
 func WithRetention(maxLen int, maxAge time.Duration) Option {
 	return func(c *config) {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,9 @@ var (
 	ErrClosed = errors.New("pgbroker: broker closed")
 )
 
-var _ wsroom.Broker = (*Broker)(nil)
+var _ wsroom.HistoryBroker = (*Broker)(nil)
 
-// Broker is a wsroom.Broker on PostgreSQL: a log table, LISTEN and
+// Broker is a wsroom.HistoryBroker on PostgreSQL: a log table, LISTEN and
 // NOTIFY. It is safe for concurrent use. Create it with New.
 type Broker struct {
 	pool   *pgxpool.Pool
@@ -46,14 +47,14 @@ type Broker struct {
 	publishing sync.RWMutex
 
 	mu   sync.Mutex
-	subs map[string][]*subscription // room key → its local subscriptions; slices are never modified, only replaced
-	// dirty holds the keys whose LISTEN may have to change.
+	subs map[string][]*subscription // stream → its local subscriptions; slices are never modified, only replaced
+	// dirty holds the streams whose LISTEN may have to change.
 	dirty map[string]struct{}
-	// listening holds the keys LISTENed on the current connection, whose
-	// position the listener knows: a subscription to one is in effect at
-	// once.
+	// listening holds the streams LISTENed on the current connection,
+	// whose position the listener knows: a subscription to one is in
+	// effect at once.
 	listening map[string]bool
-	waiting   map[string]*waiter // ready of the subscriptions waiting for their key's LISTEN
+	waiting   map[string]*waiter // ready of the subscriptions waiting for their stream's LISTEN
 	// interrupt ends the listener's wait for a notification; nil while
 	// it is not waiting.
 	interrupt context.CancelFunc
@@ -61,16 +62,19 @@ type Broker struct {
 	// failed connection or attempt until it has connected again.
 	down bool
 
-	published, publishErrors, received, fromLog, echoes, duplicates, malformed, missed, connErrors atomic.Int64
+	published, publishErrors, recorded, recordErrors, received, fromLog, echoes, duplicates, malformed, missed, restarts, connErrors atomic.Int64
 }
 
+// A subscription is Subscribe's (deliver) or SubscribeRecorded's
+// (deliverRecorded).
 type subscription struct {
-	deliver   func([]byte)
-	cancelled atomic.Bool
+	deliver         func([]byte)
+	deliverRecorded func(wsroom.Position, []byte)
+	cancelled       atomic.Bool
 }
 
-// A waiter is the ready of the subscriptions of a key that wait for its
-// LISTEN; its timer releases them after maxReadyWait.
+// A waiter is the ready of the subscriptions of a stream that wait for
+// its LISTEN; its timer releases them after maxReadyWait.
 type waiter struct {
 	ready chan struct{}
 	timer *time.Timer
@@ -164,9 +168,14 @@ func (b *Broker) Publish(room string, payload []byte) error {
 // effect and the listener knows the room's latest offset (at once if it is
 // already), or once the Broker knows PostgreSQL is unreachable, or after a
 // second. Messages published before ready is closed may not be delivered.
-// After Close it does nothing and ready is closed.
+// Records (Record) are not publishes: deliver never sees them. After Close
+// it does nothing and ready is closed.
 func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel func(), ready <-chan struct{}) {
-	key, s := roomKey(room), &subscription{deliver: deliver}
+	return b.subscribe(roomKey(room), &subscription{deliver: deliver})
+}
+
+// subscribe adds s to stream's subscriptions.
+func (b *Broker) subscribe(stream string, s *subscription) (cancel func(), ready <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Load() {
@@ -176,26 +185,26 @@ func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel fu
 		b.wg.Add(1)
 		go b.listen()
 	})
-	old := b.subs[key]
-	b.subs[key] = append(old[:len(old):len(old)], s)
+	old := b.subs[stream]
+	b.subs[stream] = append(old[:len(old):len(old)], s)
 	switch {
-	case b.listening[key]:
+	case b.listening[stream]:
 		ready = closedReady
 	case b.down:
 		ready = closedReady // and LISTENed once PostgreSQL is back
-		b.markDirty(key)
+		b.markDirty(stream)
 	default:
-		w := b.waiting[key]
+		w := b.waiting[stream]
 		if w == nil {
 			w = &waiter{ready: make(chan struct{})}
-			w.timer = time.AfterFunc(maxReadyWait, func() { b.releaseKey(key, w) })
-			b.waiting[key] = w
+			w.timer = time.AfterFunc(maxReadyWait, func() { b.releaseKey(stream, w) })
+			b.waiting[stream] = w
 		}
 		ready = w.ready
-		b.markDirty(key)
+		b.markDirty(stream)
 	}
 	var once sync.Once
-	return func() { once.Do(func() { b.unsubscribe(key, s) }) }, ready
+	return func() { once.Do(func() { b.unsubscribe(stream, s) }) }, ready
 }
 
 func (b *Broker) unsubscribe(key string, s *subscription) {
@@ -251,42 +260,54 @@ func (b *Broker) releaseWaiting(all bool) {
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
 type Stats struct {
-	Rooms         int   // rooms subscribed now (rooms with local members)
+	Rooms         int   // rooms subscribed now (rooms with local members), by Subscribe, SubscribeRecorded or both
 	Published     int64 // publishes PostgreSQL committed
 	PublishErrors int64 // publishes that returned an error
-	Received      int64 // messages from other processes handed to local rooms
+	Recorded      int64 // records PostgreSQL committed
+	RecordErrors  int64 // records that returned an error
+	Received      int64 // messages handed to local rooms: other processes' publishes, and every process's records
 	FromLog       int64 // of Received, those read from the log: too long for a notification, or missed while the listener was away
-	Echoes        int64 // this Broker's own messages received back and dropped
+	Echoes        int64 // this Broker's own publishes received back and dropped
 	Duplicates    int64 // notifications dropped because their message had already been read from the log
 	Malformed     int64 // notifications dropped for a malformed payload
 	Missed        int64 // messages the listener missed and found trimmed from the log
+	Restarts      int64 // recorded streams this listener gave a new epoch, having found messages it missed trimmed from the log
 	ConnErrors    int64 // failures of the listening connection, and failed attempts to connect it
 }
 
 // Stats returns a snapshot of the Broker's counters.
 func (b *Broker) Stats() Stats {
 	b.mu.Lock()
-	rooms := len(b.subs)
+	rooms := 0
+	for stream := range b.subs { // a room subscribed to both streams counts once
+		if key, ok := strings.CutPrefix(stream, "h"); !ok || !isRecorded(stream) || len(b.subs[key]) == 0 {
+			rooms++
+		}
+	}
 	b.mu.Unlock()
 	return Stats{
 		Rooms:         rooms,
 		Published:     b.published.Load(),
 		PublishErrors: b.publishErrors.Load(),
+		Recorded:      b.recorded.Load(),
+		RecordErrors:  b.recordErrors.Load(),
 		Received:      b.received.Load(),
 		FromLog:       b.fromLog.Load(),
 		Echoes:        b.echoes.Load(),
 		Duplicates:    b.duplicates.Load(),
 		Malformed:     b.malformed.Load(),
 		Missed:        b.missed.Load(),
+		Restarts:      b.restarts.Load(),
 		ConnErrors:    b.connErrors.Load(),
 	}
 }
 
-// Close waits for publishes in progress, closes the listening connection
+// Close waits for publishes and records in progress, closes the listening connection
 // and waits for the Broker's goroutines to end: once it returns, no
 // deliver func is running or will be called, and the Broker makes no more
 // use of the pool, which the caller may then close (Close does not).
-// Later publishes return ErrClosed and later subscriptions do nothing.
+// Later publishes and records return ErrClosed, later History calls
+// fail, and later subscriptions do nothing.
 // Close is safe to call more than once and returns nil; the error is
 // there for io.Closer.
 func (b *Broker) Close() error {

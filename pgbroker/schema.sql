@@ -5,10 +5,11 @@
 --
 -- The tables are created in the first schema of the search_path.
 
--- One row per room that has been published to: its key (the first 16
--- bytes of the SHA-256 of the room's name, in hexadecimal), its epoch
--- (drawn at random when the row is made: offsets restart from 1 in a new
--- epoch) and the offset of its last message.
+-- One row per stream of a room that has been published or recorded to:
+-- its key (the first 16 bytes of the SHA-256 of the room's name, in
+-- hexadecimal, for its publishes; "h" and the same for its records, its
+-- history), its epoch (drawn at random when the row is made: offsets
+-- restart from 1 in a new epoch) and the offset of its last message.
 CREATE TABLE IF NOT EXISTS wsroom_rooms (
 	key     text PRIMARY KEY,
 	epoch   bigint NOT NULL,
@@ -16,8 +17,9 @@ CREATE TABLE IF NOT EXISTS wsroom_rooms (
 	touched timestamptz NOT NULL DEFAULT now()
 );
 
--- Every message published, in the order of its room's offsets: the log
--- that a listener reads what it missed from. The row of a room's offset n
+-- Every message published or recorded, in the order of its stream's
+-- offsets: the log that a listener reads what it missed from, and the
+-- rooms' histories. The row of a room's offset n
 -- is committed, and its notification sent, before offset n+1 is taken.
 CREATE TABLE IF NOT EXISTS wsroom_log (
 	key     text NOT NULL,
