@@ -178,7 +178,8 @@ func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 //     encoded as JSON: nobody has it.
 func (r *Room[M]) Publish(m M) error {
 	if r.rooms.history != nil {
-		return r.publishRecorded(&m)
+		recorded := m // escapes on this path only: the ephemeral one allocates no copy of m
+		return r.publishRecorded(&recorded)
 	}
 	return r.PublishEphemeral(m)
 }
