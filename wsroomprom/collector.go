@@ -115,6 +115,10 @@ func NewEndpointCollector(ep StatsSource, opts ...Option) prometheus.Collector {
 //	wsroom_remote_messages_delivered_total    counter  messages from other processes handed to local subscribers
 //	wsroom_remote_messages_invalid_total      counter  messages from other processes dropped as invalid
 //	wsroom_room_subscriptions_refused_total   counter  subscriptions refused with ErrTooManyRooms
+//	wsroom_messages_recorded_total            counter  messages recorded in the rooms' histories
+//	wsroom_history_bytes                      gauge    bytes of the frames the histories keep now
+//	wsroom_recoveries_total                   counter  members given all they missed on reconnecting
+//	wsroom_recoveries_failed_total            counter  members that could not be recovered
 func NewRoomsCollector(rooms RoomsStatsSource, opts ...Option) prometheus.Collector {
 	return newCollector(rooms.Stats, []spec[wsroom.RoomsStats]{
 		{"rooms", "Rooms with subscribers now (or first ones waiting for the broker).", gauge, func(s wsroom.RoomsStats) int64 { return s.Rooms }},
@@ -122,5 +126,9 @@ func NewRoomsCollector(rooms RoomsStatsSource, opts ...Option) prometheus.Collec
 		{"remote_messages_delivered_total", "Messages from other processes handed to local subscribers.", counter, func(s wsroom.RoomsStats) int64 { return s.RemoteDelivered }},
 		{"remote_messages_invalid_total", "Messages from other processes dropped: not valid UTF-8 JSON, or not of the rooms' type.", counter, func(s wsroom.RoomsStats) int64 { return s.RemoteInvalid }},
 		{"room_subscriptions_refused_total", "Subscriptions refused with ErrTooManyRooms (WithMaxRooms).", counter, func(s wsroom.RoomsStats) int64 { return s.Refused }},
+		{"messages_recorded_total", "Messages recorded in the rooms' histories (WithHistory).", counter, func(s wsroom.RoomsStats) int64 { return s.Recorded }},
+		{"history_bytes", "Bytes of the frames the rooms' histories keep now.", gauge, func(s wsroom.RoomsStats) int64 { return s.HistoryBytes }},
+		{"recoveries_total", "Members that asked to recover on reconnecting and were given all they missed.", counter, func(s wsroom.RoomsStats) int64 { return s.Recovered }},
+		{"recoveries_failed_total", "Members that asked to recover and could not be: another epoch, or more missed than the history keeps.", counter, func(s wsroom.RoomsStats) int64 { return s.NotRecovered }},
 	}, opts)
 }
