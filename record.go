@@ -183,6 +183,11 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte) (leave func()
 			}
 		}
 		s.held = nil
+		if err == nil {
+			// What was recorded before the announcement may still be on
+			// its way back from the broker: it is from before the join.
+			s.skipThrough = pos.Offset - 1
+		}
 		s.awaiting.Store(false)
 		h.mu.Unlock()
 	}
@@ -263,6 +268,13 @@ func (r *Room[M]) deliverRecordedLocked(h *history, pos Position, payload []byte
 	case !h.known || pos.Epoch != h.epoch || pos.Offset > h.last+1:
 		// The first message, a new epoch, or a gap this process cannot
 		// vouch for: recoveries from before it ask the broker.
+		if h.known && pos.Epoch != h.epoch {
+			if set := r.set.Load(); set != nil {
+				for _, s := range set.subs {
+					s.skipThrough = 0 // offsets of the old epoch mean nothing in the new
+				}
+			}
+		}
 		hs.restart(h, pos)
 	case pos.Offset <= h.last:
 		return // delivered already
