@@ -109,9 +109,12 @@ func (hs *histories) forget(room string, h *history) {
 	hs.all.CompareAndDelete(room, h)
 }
 
-// append records frame as the message at offset h.last+1. h.mu is held.
-func (hs *histories) append(h *history, frame []byte) {
+// record records the JSON object obj as the room's next message, at
+// offset h.last+1, and returns its frame. h.mu is held.
+func (hs *histories) record(h *history, obj []byte) []byte {
+	frame := recordedFrame(obj, h.last+1, h.epoch)
 	hs.put(h, h.last+1, frame)
+	return frame
 }
 
 // put records frame as the message at offset, the one after h.last.

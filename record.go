@@ -36,8 +36,7 @@ func (r *Room[M]) publishRecorded(m *M) error {
 	}
 	hs := r.rooms.history
 	h := hs.lock(r.name)
-	frame := recordedFrame(obj, h.last+1, h.epoch)
-	hs.append(h, frame)
+	frame := hs.record(h, obj)
 	r.rooms.recorded.Add(1)
 	if set := r.current(); set != nil {
 		set.deliver(*m, frame)
@@ -73,8 +72,7 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
 		if m == nil {
 			return h.mu.Unlock
 		}
-		frame := recordedFrame(obj, h.last+1, h.epoch)
-		hs.append(h, frame)
+		frame := hs.record(h, obj)
 		r.rooms.recorded.Add(1)
 		_ = c.conn.enqueue(frame) // before c is visible to any publisher
 		return func() {
@@ -91,13 +89,25 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
 // replay sends c the recovery notice for pos and, when the history covers
 // it, the recorded messages after pos. h.mu is held.
 func (r *Room[M]) replay(c *Conn[M], h *history, pos Position) {
-	missed, ok := r.rooms.history.since(h, pos)
-	if !ok {
+	if !r.replayCached(c, h, pos) {
 		r.notRecovered(c, h.epoch)
-		return
 	}
+}
+
+// replayCached sends c the recovery notice and the messages after pos if
+// h holds all of them, and reports whether it did. h.mu is held.
+func (r *Room[M]) replayCached(c *Conn[M], h *history, pos Position) bool {
+	missed, ok := r.rooms.history.since(h, pos)
+	if ok {
+		r.recovered(c, h.epoch, missed)
+	}
+	return ok
+}
+
+// recovered sends c the notice that it recovered, then what it missed.
+func (r *Room[M]) recovered(c *Conn[M], epoch string, missed []entry) {
 	r.rooms.recovered.Add(1)
-	_ = c.conn.enqueue(noticeFrame(true, h.epoch, len(missed)))
+	_ = c.conn.enqueue(noticeFrame(true, epoch, len(missed)))
 	for _, x := range missed {
 		_ = c.conn.enqueue(x.frame)
 	}
@@ -186,7 +196,7 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte) (leave func()
 		if err == nil {
 			// What was recorded before the announcement may still be on
 			// its way back from the broker: it is from before the join.
-			s.skipThrough = pos.Offset - 1
+			s.skipThrough = Position{Offset: pos.Offset - 1, Epoch: pos.Epoch}
 		}
 		s.awaiting.Store(false)
 		h.mu.Unlock()
@@ -196,51 +206,40 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte) (leave func()
 
 // replayThroughBroker sends c the recovery notice for pos and what it
 // missed, from h when h holds all of it, or else from the broker's
-// history. It returns the offset of the last message replayed: c skips
-// it and older ones should they arrive live. h.mu is held (and the room's
+// history. It returns the position of the last message replayed: c skips
+// it and older ones of its epoch should they arrive live. h.mu is held (and the room's
 // lock: a broker's history is read, bounded by BrokerReadyTimeout, while
 // the room's deliveries wait).
-func (r *Room[M]) replayThroughBroker(c *Conn[M], h *history, pos Position) uint64 {
-	hs := r.rooms.history
-	if h.known && pos.Epoch == h.epoch {
-		if missed, ok := hs.since(h, pos); ok {
-			r.rooms.recovered.Add(1)
-			_ = c.conn.enqueue(noticeFrame(true, h.epoch, len(missed)))
-			for _, x := range missed {
-				_ = c.conn.enqueue(x.frame)
-			}
-			return h.last
-		}
+func (r *Room[M]) replayThroughBroker(c *Conn[M], h *history, pos Position) Position {
+	if h.known && r.replayCached(c, h, pos) {
+		return Position{Offset: h.last, Epoch: h.epoch}
 	}
 	ctx, cancel := context.WithTimeout(c.conn.ctx, BrokerReadyTimeout)
 	defer cancel()
-	msgs, epoch, complete, err := r.rooms.historyBroker.History(ctx, r.name, pos, hs.size)
-	if err != nil || !complete || !validEpoch(epoch) {
-		if err != nil || !validEpoch(epoch) {
-			r.rooms.brokerErrors.Add(1)
-			epoch = h.epoch
-		}
-		r.notRecovered(c, epoch)
-		return 0
+	msgs, epoch, complete, err := r.rooms.historyBroker.History(ctx, r.name, pos, r.rooms.history.size)
+	if err != nil || !validEpoch(epoch) {
+		r.rooms.brokerErrors.Add(1)
+		r.notRecovered(c, h.epoch)
+		return Position{}
 	}
-	frames := make([][]byte, 0, len(msgs))
+	if !complete {
+		r.notRecovered(c, epoch)
+		return Position{}
+	}
+	missed := make([]entry, 0, len(msgs))
 	for _, x := range msgs {
 		if !validRecorded(x.Payload) {
 			r.rooms.remoteInvalid.Add(1)
 			r.notRecovered(c, epoch)
-			return 0
+			return Position{}
 		}
-		frames = append(frames, recordedFrame(x.Payload, x.Position.Offset, epoch))
+		missed = append(missed, entry{offset: x.Position.Offset, frame: recordedFrame(x.Payload, x.Position.Offset, epoch)})
 	}
-	r.rooms.recovered.Add(1)
-	_ = c.conn.enqueue(noticeFrame(true, epoch, len(frames)))
-	for _, f := range frames {
-		_ = c.conn.enqueue(f)
+	r.recovered(c, epoch, missed)
+	if len(missed) == 0 {
+		return pos
 	}
-	if len(msgs) == 0 {
-		return pos.Offset
-	}
-	return msgs[len(msgs)-1].Position.Offset
+	return Position{Offset: missed[len(missed)-1].offset, Epoch: epoch}
 }
 
 // deliverRecorded hands local members a recorded message that came back
@@ -268,13 +267,6 @@ func (r *Room[M]) deliverRecordedLocked(h *history, pos Position, payload []byte
 	case !h.known || pos.Epoch != h.epoch || pos.Offset > h.last+1:
 		// The first message, a new epoch, or a gap this process cannot
 		// vouch for: recoveries from before it ask the broker.
-		if h.known && pos.Epoch != h.epoch {
-			if set := r.set.Load(); set != nil {
-				for _, s := range set.subs {
-					s.skipThrough = 0 // offsets of the old epoch mean nothing in the new
-				}
-			}
-		}
 		hs.restart(h, pos)
 	case pos.Offset <= h.last:
 		return // delivered already
@@ -291,11 +283,19 @@ func (r *Room[M]) deliverRecordedLocked(h *history, pos Position, payload []byte
 		return
 	}
 	r.rooms.remoteDelivered.Add(1)
+	set.deliverRecorded(m, pos, frame)
+}
+
+// deliverRecorded hands a recorded message that came back from the
+// HistoryBroker to every subscriber in the snapshot that is to have it: a
+// joiner waiting for its announcement's position holds it, a recovered
+// one skips what it was replayed. The room's history lock is held.
+func (set *members[M]) deliverRecorded(m M, pos Position, frame []byte) {
 	for _, s := range set.subs {
 		switch {
 		case s.member == nil:
 			s.fn(m)
-		case pos.Offset <= s.skipThrough:
+		case pos.Epoch == s.skipThrough.Epoch && pos.Offset <= s.skipThrough.Offset:
 		case s.awaiting.Load():
 			s.held = append(s.held, entry{offset: pos.Offset, frame: frame})
 		default:

@@ -127,7 +127,7 @@ type subscriber[M any] struct {
 	// meanwhile; a recovered one skips what it was replayed.
 	awaiting    atomic.Bool // read without the lock by ephemeral deliveries, which skip it
 	held        []entry
-	skipThrough uint64
+	skipThrough Position
 }
 
 // Name returns the room's name.
