@@ -101,6 +101,7 @@
 package natsbroker
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -109,6 +110,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wsroom/wsroom"
 )
 
@@ -139,14 +141,17 @@ type Broker struct {
 
 	mu                 sync.Mutex
 	subs               map[*subscription]struct{}
+	rsubs              map[*recSub]struct{}
 	droppedSlowRetired int64       // DroppedSlow of the subscriptions ended
 	closed             atomic.Bool // set under mu; read without it by Publish
 
 	published, publishErrors, delivered, droppedEcho, droppedInvalid atomic.Int64
 	subscribeErrors                                                  atomic.Int64
 
-	confirm confirmer   // closes new subscriptions' ready
-	watch   statusWatch // the connection's status, for Publish
+	confirm confirmer      // closes new subscriptions' ready
+	watch   statusWatch    // the connection's status, for Publish
+	hist    history        // rooms' histories, in JetStream
+	syncs   sync.WaitGroup // recorded subscriptions' syncs under way
 }
 
 var _ wsroom.Broker = (*Broker)(nil)
@@ -192,8 +197,10 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 	if nc == nil {
 		return nil, errors.New("natsbroker: nil connection")
 	}
-	b := &Broker{nc: nc, prefix: DefaultPrefix, id: rand.Text(), subs: map[*subscription]struct{}{}}
+	b := &Broker{nc: nc, prefix: DefaultPrefix, id: rand.Text(),
+		subs: map[*subscription]struct{}{}, rsubs: map[*recSub]struct{}{}}
 	b.confirm.nc, b.confirm.timeout = nc, DefaultSubscribeTimeout
+	b.hist.size, b.hist.ttl = wsroom.DefaultHistorySize, wsroom.DefaultHistoryTTL
 	for _, o := range opts {
 		o(b)
 	}
@@ -210,7 +217,19 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 		return nil, fmt.Errorf("natsbroker: %w", nats.ErrHeadersNotSupported)
 	}
 	b.header = nats.Header{OriginHeader: []string{b.id}}
-	b.watch.start(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("natsbroker: %w", err)
+	}
+	b.hist.js = js
+	if b.hist.eager && nc.IsConnected() {
+		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		defer cancel()
+		if _, err := b.historyStream(ctx); err != nil {
+			return nil, fmt.Errorf("natsbroker: %w", err)
+		}
+	}
+	b.watch.start(nc, b.resyncRecorded)
 	return b, nil
 }
 
@@ -328,9 +347,13 @@ func (b *Broker) Close() error {
 	for s := range b.subs {
 		b.stop(s)
 	}
-	b.subs = nil
+	for s := range b.rsubs {
+		b.stopRecorded(s)
+	}
+	b.subs, b.rsubs = nil, nil
 	b.mu.Unlock()
 	b.watch.end()
+	b.syncs.Wait()
 	return nil
 }
 
@@ -344,7 +367,17 @@ type Stats struct {
 	DroppedSlow     int64 // messages nats.go dropped because a room's subscription was past its pending limits
 	SubscribeErrors int64 // subscriptions NATS refused
 	Unconfirmed     int64 // subscriptions ready without the server's confirmation: made while disconnected, or unanswered within the subscribe timeout
-	Subscriptions   int64 // rooms subscribed now
+	Subscriptions   int64 // rooms subscribed now, by Subscribe and SubscribeRecorded
+
+	// History (see "History" in the package doc).
+	Recorded         int64 // Record calls that returned a position
+	RecordErrors     int64 // Record calls that returned an error
+	Conflicts        int64 // records that lost a race for their offset to another process's and were tried again
+	ReceivedRecorded int64 // records handed to recorded subscriptions, CaughtUp included
+	CaughtUp         int64 // of those, read from the stream after a gap or a reconnection
+	Gaps             int64 // jumps a recorded subscription delivered: what the stream no longer had, or could not be read
+	Duplicates       int64 // republished records dropped as delivered already
+	SyncErrors       int64 // reads of the stream for a recorded subscription that failed
 }
 
 // Stats returns a snapshot of the Broker's counters.
@@ -357,11 +390,25 @@ func (b *Broker) Stats() Stats {
 		DroppedInvalid:  b.droppedInvalid.Load(),
 		SubscribeErrors: b.subscribeErrors.Load(),
 		Unconfirmed:     b.confirm.unconfirmed.Load(),
+
+		Recorded:         b.hist.recorded.Load(),
+		RecordErrors:     b.hist.recordErrors.Load(),
+		Conflicts:        b.hist.conflicts.Load(),
+		ReceivedRecorded: b.hist.receivedRecorded.Load(),
+		CaughtUp:         b.hist.caughtUp.Load(),
+		Gaps:             b.hist.gaps.Load(),
+		Duplicates:       b.hist.duplicates.Load(),
+		SyncErrors:       b.hist.syncErrors.Load(),
 	}
 	b.mu.Lock()
-	st.Subscriptions = int64(len(b.subs))
+	st.Subscriptions = int64(len(b.subs) + len(b.rsubs))
 	st.DroppedSlow = b.droppedSlowRetired
 	for s := range b.subs {
+		if n, err := s.sub.Dropped(); err == nil {
+			st.DroppedSlow += int64(n)
+		}
+	}
+	for s := range b.rsubs {
 		if n, err := s.sub.Dropped(); err == nil {
 			st.DroppedSlow += int64(n)
 		}
