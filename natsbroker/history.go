@@ -133,6 +133,9 @@ func (b *Broker) historyStream(ctx context.Context) (jetstream.Stream, error) {
 			s, err = h.js.UpdateStream(ctx, want)
 		}
 	}
+	if errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("history stream %s: %w (is JetStream enabled on the server?)", b.streamName(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("history stream %s: %w", b.streamName(), err)
 	}
