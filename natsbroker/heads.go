@@ -10,11 +10,16 @@ import (
 // subject's last message when it publishes, so a process that records
 // alone into a room, or hears every record, publishes at once; a record
 // from elsewhere that it has not heard yet costs it a conflict and a read.
-// A room's entry lives while a Record or a recorded subscription uses it.
+// A room's entry lives while a Record or a recorded subscription uses it,
+// and idle after that while there are fewer than maxHeads entries: a
+// stale one costs a conflict, never a wrong offset.
 type heads struct {
 	mu sync.Mutex
 	m  map[string]*roomHead
 }
+
+// maxHeads bounds the entries heads keeps idle.
+const maxHeads = 4096
 
 // roomHead is one room's entry.
 type roomHead struct {
@@ -35,6 +40,9 @@ func (hs *heads) acquire(room string) *roomHead {
 	}
 	rh := hs.m[room]
 	if rh == nil {
+		if len(hs.m) >= maxHeads {
+			hs.dropIdle()
+		}
 		rh = &roomHead{turn: make(chan struct{}, 1)}
 		hs.m[room] = rh
 	}
@@ -42,11 +50,20 @@ func (hs *heads) acquire(room string) *roomHead {
 	return rh
 }
 
-func (hs *heads) release(room string, rh *roomHead) {
+func (hs *heads) release(rh *roomHead) {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	if rh.refs--; rh.refs == 0 {
-		delete(hs.m, room)
+	rh.refs--
+}
+
+// dropIdle removes an entry nobody uses, if there is one (whichever map
+// iteration finds first: no order is needed). hs.mu is held.
+func (hs *heads) dropIdle() {
+	for room, rh := range hs.m {
+		if rh.refs == 0 {
+			delete(hs.m, room)
+			return
+		}
 	}
 }
 

@@ -215,7 +215,7 @@ func (b *Broker) record(room string, payload []byte) (wsroom.Position, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
 	defer cancel()
 	rh := b.hist.heads.acquire(room)
-	defer b.hist.heads.release(room, rh)
+	defer b.hist.heads.release(rh)
 	if err := rh.lock(ctx); err != nil { // one record of a room at a time in a process
 		return wsroom.Position{}, err
 	}

@@ -83,7 +83,8 @@ func TestRecoveryAfterANATSServerRestart(t *testing.T) {
 		t.Fatalf("Record during the outage: %v", err)
 	}
 	ns.start()
-	wstest.WaitFor(t, "both processes to reconnect", func() bool { return ncA.IsConnected() && ncB.IsConnected() })
+	awaitHistory(t, a)
+	awaitHistory(t, b)
 
 	for n := 1; n <= 5; n++ {
 		w.Send(t, brokertest.Event{Type: "message", N: n})
@@ -149,7 +150,7 @@ func TestALostAcknowledgementHidesARecord(t *testing.T) {
 	px.cut()
 	wstest.WaitFor(t, "a to notice it is cut off", func() bool { return !ncA.IsConnected() })
 	px.restore()
-	wstest.WaitFor(t, "a to reconnect", ncA.IsConnected)
+	awaitHistory(t, a)
 	if next := record(t, a, "lost", 1)[0]; next.Offset != first.Offset+2 {
 		t.Fatalf("a's next record at %+v, want offset %d", next, first.Offset+2)
 	}
@@ -212,4 +213,16 @@ func TestHistoryNeedsJetStream(t *testing.T) {
 	} else {
 		t.Log(err)
 	}
+}
+
+// awaitHistory waits until b, reconnected, answers History again: its
+// status watcher has seen the connection back, so Record works too.
+func awaitHistory(t testing.TB, b *natsbroker.Broker) {
+	t.Helper()
+	wstest.WaitFor(t, "the broker to answer History again", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
+		defer cancel()
+		_, _, _, err := b.History(ctx, "probe", wsroom.Position{}, 0)
+		return err == nil
+	})
 }

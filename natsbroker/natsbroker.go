@@ -152,6 +152,8 @@ type Broker struct {
 	watch   statusWatch    // the connection's status, for Publish
 	hist    history        // rooms' histories, in JetStream
 	syncs   sync.WaitGroup // recorded subscriptions' syncs under way
+	ctx     context.Context
+	stopCtx context.CancelFunc // on Close: ends reads of the stream in progress
 }
 
 var _ wsroom.Broker = (*Broker)(nil)
@@ -229,6 +231,7 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 			return nil, fmt.Errorf("natsbroker: %w", err)
 		}
 	}
+	b.ctx, b.stopCtx = context.WithCancel(context.Background())
 	b.watch.start(nc, b.resyncRecorded)
 	return b, nil
 }
@@ -352,6 +355,7 @@ func (b *Broker) Close() error {
 	}
 	b.subs, b.rsubs = nil, nil
 	b.mu.Unlock()
+	b.stopCtx()
 	b.watch.end()
 	b.syncs.Wait()
 	return nil

@@ -124,7 +124,7 @@ func (b *Broker) stopRecorded(s *recSub) {
 	}
 	_ = s.sub.Unsubscribe()
 	s.release()
-	b.hist.heads.release(s.room, s.head)
+	b.hist.heads.release(s.head)
 }
 
 // resyncRecorded makes every recorded subscription catch up, the
@@ -179,7 +179,7 @@ func (s *recSub) sync() {
 	if s.done.Load() || b.usable() != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, recordTimeout)
 	defer cancel()
 	if err := b.nc.FlushWithContext(ctx); err != nil {
 		b.hist.syncErrors.Add(1) // the next reconnection tries again
@@ -223,7 +223,7 @@ func (s *recSub) receive(m *nats.Msg) {
 		return
 	}
 	if !c.follows(pos) {
-		ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+		ctx, cancel := context.WithTimeout(s.b.ctx, recordTimeout)
 		s.catchUp(ctx)
 		cancel()
 		if c.isDup(pos) {
