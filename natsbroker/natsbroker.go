@@ -1,6 +1,7 @@
 // Package natsbroker joins wsroom rooms across processes through NATS: a
 // [wsroom.Broker] on a [nats.Conn] that the application creates, owns and
-// closes.
+// closes, and, on a server with JetStream, a [wsroom.HistoryBroker] that
+// keeps rooms' histories in a stream (see History).
 //
 //	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 //	b, err := natsbroker.New(nc)
@@ -88,6 +89,80 @@
 // Subscribe is refused. Use nats.MaxReconnects(-1) for a service that must
 // outlive any outage; nats.RetryOnFailedConnect(true) lets it start before
 // NATS is up.
+//
+// # History
+//
+// A Broker is a [wsroom.HistoryBroker]: rooms of a registry with history
+// (wsroom.WithHistory) record through it, and their histories live in one
+// JetStream stream, so positions and order are the same in every
+// process. The stream is "<prefix>_history" (the prefix escaped as a room
+// name is: "wsroom_history" by default), on file storage, with subjects
+// "<prefix>.history.*": room R's records are stored on
+// "<prefix>.history.<R's token>". Each room keeps its last size records
+// (MaxMsgsPerSubject, exact), each for ttl after it was recorded (MaxAge);
+// see [WithHistory] for what the server must allow. New makes the stream
+// when given WithHistory, or the first Record or SubscribeRecorded does;
+// of a stream that exists it sets only those fields, and keeps the rest
+// (replicas, placement, storage) as an operator made them. A Record that
+// finds no stream makes it again.
+//
+// JetStream numbers a stream's messages, not a room's, so a record
+// carries its position in headers, [EpochHeader] and [OffsetHeader], and
+// is published with Nats-Expected-Last-Subject-Sequence set to the stream
+// sequence of the room's last record as this process knows it (0 for
+// none): JetStream stores it only if that is still the room's last, so
+// each offset is taken once and a room's offsets have no gap. A record
+// that loses that race to another process's reads the room's last record
+// and tries again (Stats.Conflicts), for at most 2 seconds in all. A
+// process knows a room's last record from its own records and from its
+// recorded subscription of the room, so one that records alone into a
+// room, or hears the room's records, publishes at once: one round trip.
+// A process's records of one room go one at a time, and never race each
+// other. Two processes recording back to back into one room retry about
+// one record in twenty; four, about three in four (see the README).
+//
+// A room without a record in the stream (new, all its records expired,
+// or the stream deleted or lost) starts a new epoch at its next Record:
+// the Broker's id and a count. The epoch is in the records, so it lasts
+// as long as the room's newest record does. Records expire one by one,
+// ttl after each was recorded, even while the room is busy (Redis keeps a
+// room's whole history until ttl after its last record): a client away
+// for longer than ttl is not recovered, and once a room's last record has
+// expired its history is lost and it starts over.
+//
+// Once stored, the stream republishes each record, in the order it
+// stored them, on "<prefix>.recorded.<R's token>" (RePublish, core
+// NATS), with its stream sequence. SubscribeRecorded subscribes that
+// subject and keeps a cursor, the position of the last record it
+// delivered: the next offset is delivered, one at or below it is dropped
+// (Stats.Duplicates), and one further on, or of another epoch, makes it
+// read the room's records after the cursor from the stream first, through
+// an ephemeral consumer of its own (in memory, without acknowledgements,
+// deleted afterwards). It reads the room's last record once the server
+// has the subscription (ready is closed then), and catches up from the
+// cursor after each reconnection. What the stream no longer has is
+// skipped: deliver sees an offset jump, or the new epoch from its first
+// offset (Stats.Gaps). A republish that NATS loses (a slow consumer, a
+// connection that fails) is noticed at the room's next record or the
+// next reconnection, and the record is delivered then, not before.
+//
+// History reads the room's last record, then, if there is something to
+// return, the room's records through an ephemeral consumer: all of them
+// (at most size), since JetStream starts a read at a stream sequence, not
+// at a room's offset. For a room without records it returns a new epoch
+// that nothing keeps (the next Record draws its own): wsroom only tells
+// that client it was not recovered, and the client takes the epoch of the
+// next record it receives.
+//
+// Record and History fail at once with an error wrapping [ErrNotConnected]
+// while the connection is not connected. An error from Record means the
+// message was most likely not recorded, but an acknowledgement lost after
+// JetStream stored it (a network that stalls, a connection lost meanwhile)
+// leaves it recorded and delivered to every process, while the publisher
+// is told wsroom.ErrNotRecorded. A record is never stored twice: Record
+// sends each message once, and JetStream refuses a record whose expected
+// last sequence is no longer the room's last. The tests run one
+// nats-server; JetStream clusters are not tested.
 //
 // # Versions
 //
