@@ -66,10 +66,10 @@ type history struct {
 	ttl   time.Duration
 	eager bool // WithHistory: make the stream in New
 
-	mu     sync.Mutex
+	mu     sync.Mutex       // held while the stream is made or found
 	stream jetstream.Stream // nil until made or found
 	heads  heads
-	epochs uint64 // epochs started by this Broker
+	epochs atomic.Uint64 // epochs started by this Broker
 
 	recorded, recordErrors, conflicts            atomic.Int64
 	receivedRecorded, caughtUp, gaps, duplicates atomic.Int64
@@ -162,11 +162,7 @@ func (b *Broker) forgetStream() {
 // newEpoch returns an epoch no room has had: this Broker's id and a
 // count.
 func (b *Broker) newEpoch() string {
-	b.hist.mu.Lock()
-	b.hist.epochs++
-	n := b.hist.epochs
-	b.hist.mu.Unlock()
-	return b.id + "-" + strconv.FormatUint(n, 36)
+	return b.id + "-" + strconv.FormatUint(b.hist.epochs.Add(1), 36)
 }
 
 // usable returns why the Broker cannot reach JetStream now, or nil.
@@ -189,7 +185,8 @@ func (b *Broker) usable() error {
 // the room's last record and tries again (Stats.Conflicts), all within
 // 2 seconds. Like Publish, Record fails at once with an error wrapping
 // ErrNotConnected while the connection is not connected, and with
-// ErrClosed after Close; every error names the room.
+// ErrClosed after Close, which also ends the Records in progress; every
+// error names the room.
 //
 // An error means the message was not recorded, with one exception: an
 // acknowledgement lost after JetStream stored the message (a timeout, a
@@ -212,7 +209,7 @@ func (b *Broker) record(room string, payload []byte) (wsroom.Position, error) {
 	if err := b.usable(); err != nil {
 		return wsroom.Position{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, recordTimeout) // Close ends it
 	defer cancel()
 	rh := b.hist.heads.acquire(room)
 	defer b.hist.heads.release(rh)

@@ -226,3 +226,53 @@ func awaitHistory(t testing.TB, b *natsbroker.Broker) {
 		return err == nil
 	})
 }
+
+// A recorded subscription made while the connection is down is ready at
+// once; once the connection is back it receives records by itself, and from the
+// first record it delivers it receives every later one, each once, in
+// order.
+func TestRecordedSubscriptionMadeDuringAnOutageDeliversOnceBack(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ns := newJetStreamServer(t)
+	px := newProxy(t, ns.url()[len("nats://"):])
+	a := newBroker(t, connect(t, ns.url()), natsbroker.WithHistory(0, time.Minute))
+	ncB := connect(t, px.url())
+	b := newBroker(t, ncB, natsbroker.WithHistory(0, time.Minute))
+	record(t, a, "late", 2)
+
+	px.cut()
+	wstest.WaitFor(t, "b to notice it is cut off", func() bool { return !ncB.IsConnected() })
+	got := make(chan wsroom.Position, 1024)
+	cancel, ready := b.SubscribeRecorded("late", func(pos wsroom.Position, _ []byte) { got <- pos })
+	defer cancel()
+	select {
+	case <-ready:
+	default:
+		t.Fatal("ready not closed at once during the outage")
+	}
+	record(t, a, "late", 1) // before b's subscription is on the server
+
+	px.restore()
+	var first wsroom.Position
+	wstest.WaitFor(t, "b's subscription to deliver a record", func() bool {
+		record(t, a, "late", 1)
+		select {
+		case first = <-got:
+			return true
+		case <-time.After(20 * time.Millisecond):
+			return false
+		}
+	})
+	want := record(t, a, "late", 3)[2]
+	for prev := first; prev != want; {
+		select {
+		case pos := <-got:
+			if pos.Offset != prev.Offset+1 || pos.Epoch != prev.Epoch {
+				t.Fatalf("%+v after %+v", pos, prev)
+			}
+			prev = pos
+		case <-time.After(wstest.Timeout):
+			t.Fatalf("nothing after %+v, want up to %+v", prev, want)
+		}
+	}
+}

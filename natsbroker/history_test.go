@@ -2,8 +2,10 @@ package natsbroker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -230,5 +232,48 @@ func TestRecordedSubscriptionCatchesUpWhatNATSDroppedForIt(t *testing.T) {
 	}
 	if s := b.Stats(); s.CaughtUp == 0 || s.Gaps != 0 {
 		t.Fatalf("stats %+v: want records caught up from the stream, no gap", s)
+	}
+}
+
+// A cancelled recorded subscription gets nothing more while another of
+// the room still does; Close ends them all, and then Record and
+// SubscribeRecorded do nothing.
+func TestCancelAndCloseEndRecordedSubscriptions(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ns := newJetStreamServer(t)
+	a, b := historyPair(t, ns)
+	live := brokertest.NewRecordedInbox(8)
+	var gone atomic.Int64
+	count := func(wsroom.Position, []byte) { gone.Add(1) }
+	defer brokertest.SubscribeRecorded(t, b, "cancel", live.Deliver)()
+	cancel := brokertest.SubscribeRecorded(t, b, "cancel", count)
+	if s := b.Stats(); s.RecordedSubscriptions != 2 || s.Subscriptions != 0 {
+		t.Fatalf("stats %+v with two recorded subscriptions", s)
+	}
+	cancel()
+	cancel() // idempotent
+	pos := record(t, a, "cancel", 1)[0]
+	if got := live.Next(t); got.Position != pos {
+		t.Fatalf("live subscription got %+v, want %+v", got.Position, pos)
+	}
+	record(t, a, "cancel", 1)
+	live.Next(t)
+	if n := gone.Load(); n != 0 {
+		t.Fatalf("the cancelled subscription got %d records", n)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := b.Stats(); s.RecordedSubscriptions != 0 {
+		t.Fatalf("%d recorded subscriptions after Close", s.RecordedSubscriptions)
+	}
+	if _, err := b.Record("cancel", []byte(`{}`)); !errors.Is(err, natsbroker.ErrClosed) {
+		t.Fatalf("Record after Close: %v", err)
+	}
+	_, ready := b.SubscribeRecorded("cancel", count)
+	select {
+	case <-ready:
+	default:
+		t.Fatal("SubscribeRecorded after Close: ready not closed")
 	}
 }

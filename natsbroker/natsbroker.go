@@ -446,7 +446,7 @@ type Stats struct {
 	DroppedSlow     int64 // messages nats.go dropped because a room's subscription was past its pending limits
 	SubscribeErrors int64 // subscriptions NATS refused
 	Unconfirmed     int64 // subscriptions ready without the server's confirmation: made while disconnected, or unanswered within the subscribe timeout
-	Subscriptions   int64 // rooms subscribed now, by Subscribe and SubscribeRecorded
+	Subscriptions   int64 // rooms subscribed now
 
 	// History (see "History" in the package doc).
 	Recorded         int64 // Record calls that returned a position
@@ -457,6 +457,8 @@ type Stats struct {
 	Gaps             int64 // jumps a recorded subscription delivered: what the stream no longer had, or could not be read
 	Duplicates       int64 // republished records dropped as delivered already
 	SyncErrors       int64 // reads of the stream for a recorded subscription that failed
+
+	RecordedSubscriptions int64 // rooms subscribed now by SubscribeRecorded
 }
 
 // Stats returns a snapshot of the Broker's counters.
@@ -480,7 +482,7 @@ func (b *Broker) Stats() Stats {
 		SyncErrors:       b.hist.syncErrors.Load(),
 	}
 	b.mu.Lock()
-	st.Subscriptions = int64(len(b.subs) + len(b.rsubs))
+	st.Subscriptions, st.RecordedSubscriptions = int64(len(b.subs)), int64(len(b.rsubs))
 	st.DroppedSlow = b.droppedSlowRetired
 	for s := range b.subs {
 		if n, err := s.sub.Dropped(); err == nil {

@@ -271,9 +271,13 @@ func (s *recSub) catchUp(ctx context.Context) {
 	}
 }
 
-// hand delivers one record and moves the cursor to it. s.mu is held.
+// hand delivers one record and moves the cursor to it, unless s was
+// cancelled meanwhile. s.mu is held.
 func (s *recSub) hand(r record, payload []byte) {
 	s.cur = cursor{synced: true, epoch: r.pos.Epoch, offset: r.pos.Offset, seq: r.seq}
+	if s.done.Load() {
+		return
+	}
 	s.b.hist.receivedRecorded.Add(1)
 	s.deliver(r.pos, payload)
 }
