@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -275,5 +276,36 @@ func TestCancelAndCloseEndRecordedSubscriptions(t *testing.T) {
 	case <-ready:
 	default:
 		t.Fatal("SubscribeRecorded after Close: ready not closed")
+	}
+}
+
+// Room names of any bytes are recorded each in a history of their own:
+// separators, wildcards and very long names never reach another room's
+// subject, in the stream or on the republish.
+func TestHostileRoomNamesKeepHistoriesApart(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	names := []string{"plain", "", "a.b", "a.*", "*", ">", "a.>", "a b", "new\nline", "ümlaut-房间",
+		"%2A", "%", "history", "recorded", "nul\x00byte", strings.Repeat("x", 100_000)}
+	ns := newJetStreamServer(t)
+	a, b := historyPair(t, ns)
+	inboxes := make([]*brokertest.RecordedInbox, len(names))
+	for i, name := range names {
+		inboxes[i] = brokertest.NewRecordedInbox(len(names) + 1)
+		defer brokertest.SubscribeRecorded(t, b, name, inboxes[i].Deliver)()
+	}
+	for i, name := range names {
+		if _, err := a.Record(name, fmt.Appendf(nil, `{"room":%d}`, i)); err != nil {
+			t.Fatalf("record in room %d: %v", i, err)
+		}
+	}
+	for i, name := range names {
+		got := inboxes[i].Next(t)
+		if got.Position.Offset != 1 || string(got.Payload) != fmt.Sprintf(`{"room":%d}`, i) {
+			t.Fatalf("room %d got %+v %s", i, got.Position, got.Payload)
+		}
+		msgs, _, complete := history(t, b, name, wsroom.Position{Epoch: got.Position.Epoch}, 10)
+		if !complete || len(msgs) != 1 || string(msgs[0].Payload) != string(got.Payload) {
+			t.Fatalf("room %d's history: %+v, complete %v", i, msgs, complete)
+		}
 	}
 }
