@@ -228,9 +228,8 @@ func awaitHistory(t testing.TB, b *natsbroker.Broker) {
 }
 
 // A recorded subscription made while the connection is down is ready at
-// once; once the connection is back it receives records by itself, and from the
-// first record it delivers it receives every later one, each once, in
-// order.
+// once. Once the connection is back it receives records with no user
+// code, and from the first one on every later one, once, in order.
 func TestRecordedSubscriptionMadeDuringAnOutageDeliversOnceBack(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newJetStreamServer(t)
