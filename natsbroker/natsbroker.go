@@ -18,7 +18,10 @@
 // and none can add a token or a wildcard to a subject, so rooms stay apart
 // whatever their names; [Broker.Subject] gives a room's subject. Every
 // process of a service must use the same prefix, and its NATS user needs
-// publish and subscribe permission on "<prefix>.>".
+// publish and subscribe permission on "<prefix>.>". Rooms' histories use
+// "<prefix>.history.<token>" and "<prefix>.recorded.<token>", which no
+// room's subject can be (a token has no '.'), and JetStream (see History
+// and [WithHistory]).
 //
 // # Messages
 //
