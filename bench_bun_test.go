@@ -78,14 +78,15 @@ func bunBinary() (string, error) {
 	return path, nil
 }
 
-// requireBun skips b when Bun is not installed, and fails it under
+// requireBun skips tb when Bun is not installed, and fails it under
 // WSROOM_CI, where .ci/run installs it.
-func requireBun(b *testing.B) {
+func requireBun(tb testing.TB) {
+	tb.Helper()
 	if _, err := bunBinary(); err != nil {
 		if os.Getenv("WSROOM_CI") != "" {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
-		b.Skip(err)
+		tb.Skip(err)
 	}
 }
 
