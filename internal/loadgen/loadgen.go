@@ -32,9 +32,10 @@
 //   - {"type":"message",...,"from":F,...,"seq":S,"sent":T}: a message from
 //     member F of the room, or from the benchmark's publisher when F is -1.
 //     S is the sender's sequence number (0, 1, 2, ... in sending order),
-//     T the time it was sent or published, Unix microseconds (both
-//     processes read the same clock; a JavaScript number holds it exactly). Each connection checks that every
-//     sender's messages arrive in order with none missing.
+//     T the time it was sent or published, in Unix microseconds (both
+//     processes read the same clock; a JavaScript number holds it
+//     exactly). Each connection checks that every sender's messages
+//     arrive in order with none missing.
 //   - {"type":"joined",...,"from":F,...}: member F joined. With Announce,
 //     a connection's first frame must be its own join, and the sum over
 //     connections is known (each join reaches the members present and the
