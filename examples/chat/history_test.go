@@ -337,4 +337,3 @@ func readRecovery[C chatClient](t *testing.T, c C) recoveryNotice {
 	}
 	return n
 }
-
