@@ -135,9 +135,11 @@ type chatFrame struct {
 var timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+(Z|[+-]\d{2}:\d{2})$`)
 
 // parseChat decodes and checks one chat frame against the contract: only
-// the keys seq, epoch, type, username, content and timestamp; seq (an
-// integer ≥ 1) and epoch (a non-empty string) on recorded events
-// (message, joined, left) and on no typing signal; type in the enum;
+// the keys seq, epoch, type, username, content and timestamp; on recorded
+// events (message, joined, left) seq (an integer ≥ 1) and epoch (a
+// non-empty string) both, or, in a chat without history, neither (tests
+// of a chat with history check Seq); on a typing signal neither; type in
+// the enum;
 // username a string; content, when present, a string; timestamp RFC 3339
 // with sub-seconds and close to now.
 func parseChat(data []byte) (chatFrame, error) {
@@ -178,8 +180,13 @@ func parseChat(data []byte) (chatFrame, error) {
 			return f, fmt.Errorf("frame %s: content: %v", data, err)
 		}
 	}
+	_, seq := m["seq"]
+	_, epoch := m["epoch"]
 	switch f.Type {
 	case "message", "joined", "left":
+		if !seq && !epoch {
+			break // a chat without history (-nats)
+		}
 		if err := parsePosition(m, &f); err != nil {
 			return f, fmt.Errorf("frame %s: %v", data, err)
 		}

@@ -65,6 +65,29 @@ func expectRecovery[C chatClient](t *testing.T, c C, recovered bool, epoch strin
 	return n
 }
 
+// TestRecordedEventsCarryTheirPositionAndTypingNone: joined, message and
+// left carry the room's next seq, in one epoch; typing carries neither.
+func TestRecordedEventsCarryTheirPositionAndTypingNone(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	s := startChat(t)
+	ann := wsroomtest.Dial[map[string]string, json.RawMessage](t, s.srv, roomPath("pos", "ann", ""))
+	first := expect(t, ann, "joined", "ann", nil)
+	bob := s.join(t, "pos", "bob")
+	sendMessage(t, bob, "hi")
+	bob.SendText(`{"type":"typing"}`)
+	bob.Close()
+	got := []chatFrame{first, expect(t, ann, "joined", "bob", nil), expect(t, ann, "message", "bob", str("hi"))}
+	if typing := expect(t, ann, "typing", "bob", nil); typing.Seq != 0 || typing.Epoch != "" {
+		t.Fatalf("typing %s carries a position", typing.raw)
+	}
+	got = append(got, expect(t, ann, "left", "bob", nil))
+	for k, f := range got {
+		if f.Seq != first.Seq+uint64(k) || f.Epoch != first.Epoch || f.Seq == 0 {
+			t.Fatalf("event %d is %s, want seq %d of epoch %q", k, f.raw, first.Seq+uint64(k), first.Epoch)
+		}
+	}
+}
+
 // TestReconnectAfterMissingEventsRecoversThemExactlyThenLive: a member
 // drops and misses N recorded events (its own left among them); back with
 // its last position it is told it recovered N, receives exactly the N
