@@ -79,7 +79,7 @@ func (l *lateBroker) dial(ctx context.Context, pause time.Duration) (*pgbroker.B
 	for {
 		b, err := pgbroker.New(ctx, l.pool)
 		if err == nil {
-			l.install(b)
+			awaitReady(l.install(b))
 			return b, nil
 		}
 		select {
@@ -101,15 +101,39 @@ func (l *lateBroker) retry() {
 	}()
 }
 
-// install makes b the Broker, and moves the waiting subscriptions to it.
-func (l *lateBroker) install(b *pgbroker.Broker) {
+// install makes b the Broker, moves the waiting subscriptions to it, and
+// returns their ready channels.
+func (l *lateBroker) install(b *pgbroker.Broker) []<-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.b = b
+	var readies []<-chan struct{}
 	for s := range l.waiting {
-		s.cancel, _ = s.subscribe(b)
+		var ready <-chan struct{}
+		s.cancel, ready = s.subscribe(b)
+		readies = append(readies, ready)
 	}
 	clear(l.waiting)
+	return readies
+}
+
+// awaitReady waits until every ready is closed, for at most
+// wsroom.BrokerReadyTimeout, as a room waits for its first subscription:
+// then what other instances publish reaches the rooms that subscribed
+// before PostgreSQL answered.
+func awaitReady(readies []<-chan struct{}) {
+	timeout := time.NewTimer(wsroom.BrokerReadyTimeout)
+	defer timeout.Stop()
+	for _, ready := range readies {
+		if ready == nil {
+			continue
+		}
+		select {
+		case <-ready:
+		case <-timeout.C:
+			return
+		}
+	}
 }
 
 func (l *lateBroker) broker() *pgbroker.Broker {
