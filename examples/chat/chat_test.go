@@ -180,25 +180,8 @@ func parseChat(data []byte) (chatFrame, error) {
 			return f, fmt.Errorf("frame %s: content: %v", data, err)
 		}
 	}
-	_, seq := m["seq"]
-	_, epoch := m["epoch"]
-	switch f.Type {
-	case "message", "joined", "left":
-		if !seq && !epoch {
-			break // a chat without history (-nats)
-		}
-		if err := parsePosition(m, &f); err != nil {
-			return f, fmt.Errorf("frame %s: %v", data, err)
-		}
-	case "typing":
-		if _, ok := m["seq"]; ok {
-			return f, fmt.Errorf("frame %s: a typing signal carries a seq", data)
-		}
-		if _, ok := m["epoch"]; ok {
-			return f, fmt.Errorf("frame %s: a typing signal carries an epoch", data)
-		}
-	default:
-		return f, fmt.Errorf("frame %s: type %q outside the enum", data, f.Type)
+	if err := parsePosition(m, &f); err != nil {
+		return f, fmt.Errorf("frame %s: %v", data, err)
 	}
 	if !timestampRE.MatchString(f.Timestamp) {
 		return f, fmt.Errorf("frame %s: timestamp %q is not RFC 3339 with sub-seconds", data, f.Timestamp)
@@ -216,11 +199,27 @@ func parseChat(data []byte) (chatFrame, error) {
 // seqRE is a seq as the contract writes it: a JSON integer ≥ 1.
 var seqRE = regexp.MustCompile(`^[1-9][0-9]*$`)
 
-// parsePosition reads the position of a recorded event: "seq" an integer
-// ≥ 1, "epoch" a non-empty string.
+// parsePosition checks f's type and reads its position: a recorded event
+// (message, joined, left) has "seq", an integer ≥ 1, and "epoch", a
+// non-empty string, or, in a chat without history, neither; a typing
+// signal has neither.
 func parsePosition(m map[string]json.RawMessage, f *chatFrame) error {
-	seq, ok := m["seq"]
-	if !ok {
+	seq, hasSeq := m["seq"]
+	_, hasEpoch := m["epoch"]
+	switch f.Type {
+	case "message", "joined", "left":
+		if !hasSeq && !hasEpoch {
+			return nil // a chat without history (-nats)
+		}
+	case "typing":
+		if hasSeq || hasEpoch {
+			return errors.New("a typing signal carries a position")
+		}
+		return nil
+	default:
+		return fmt.Errorf("type %q outside the enum", f.Type)
+	}
+	if !hasSeq {
 		return errors.New(`a recorded event lacks "seq"`)
 	}
 	if err := json.Unmarshal(seq, &f.Seq); err != nil || f.Seq == 0 || !seqRE.Match(seq) {

@@ -73,35 +73,8 @@ func brokerRestartDisconnectsNobody(t *testing.T, flag, url string, stop, start 
 	})
 	awayFrom := away.leave()
 
-	stopped := time.Now()
-	stop()
-	// Senders learn that their messages stayed local, or reached nobody.
-	wstest.WaitFor(t, "an error frame to each sender", func() bool {
-		return a1.errors() > 0 && b1.errors() > 0
-	})
-	// Typing signals are ephemeral: they still reach the instance's members.
-	inRoom(t, a1, a2)
-	// Members who join during the outage are let in at once. With history
-	// their joined cannot be recorded, so it reaches nobody, themselves
-	// included; typing shows they are in.
-	a3, b3 := watch(t, A.base, room, "a3"), watch(t, B.base, room, "b3")
-	if history {
-		inRoom(t, a1, a3)
-		inRoom(t, b1, b3)
-	} else {
-		a3.joinedWithin(t, wsroom.BrokerReadyTimeout)
-		b3.joinedWithin(t, wsroom.BrokerReadyTimeout)
-	}
-	time.Sleep(time.Until(stopped.Add(outageFor))) // the outage's length is the scenario
-	start()
-	restarted := time.Now()
-	// And so are members who join while the instances reconnect (with
-	// history, the last messages reach them below).
-	a4, b4 := watch(t, A.base, room, "a4"), watch(t, B.base, room, "b4")
-	if !history {
-		a4.joinedWithin(t, wsroom.BrokerReadyTimeout)
-		b4.joinedWithin(t, wsroom.BrokerReadyTimeout)
-	}
+	stopped, restarted, joiners := outage(t, history, A.base, B.base, room, a1, a2, b1, stop, start)
+	a3, b3, a4, b4 := joiners[0], joiners[1], joiners[2], joiners[3]
 
 	wstest.WaitWithin(t, crossAgain, "messages to cross again after the restart", func() bool {
 		return crossed(sa, b2, restarted) && crossed(sb, a2, restarted)
@@ -120,11 +93,7 @@ func brokerRestartDisconnectsNobody(t *testing.T, flag, url string, stop, start 
 			(!history || a4.heard("a1", lastA) && b4.heard("b1", lastB))
 	})
 
-	for _, m := range []*watched{a1, a2, b1, b2, a3, b3, a4, b4} {
-		if ev := m.closed(); ev != nil {
-			t.Errorf("%s was disconnected: %d %q", m.name, ev.Code, ev.Reason)
-		}
-	}
+	connectedThroughout(t, a1, a2, b1, b2, a3, b3, a4, b4)
 	check := check
 	if history {
 		check = checkRecorded
@@ -137,6 +106,56 @@ func brokerRestartDisconnectsNobody(t *testing.T, flag, url string, stop, start 
 	t.Logf("%s: %s", flag, reportB)
 	if history {
 		t.Logf("%s: %s", flag, recoveriesAfterRestart(t, flag, A.base, B.base, room, awayFrom, b2))
+	}
+}
+
+// outage stops the broker for outageFor and starts it again, checking
+// meanwhile that the senders a1 and b1 are told (error frames), that
+// typing still reaches a2, and that members who join during the outage
+// (a3, b3) are let in at once. It returns when it stopped and restarted
+// the broker, and a3, b3 and, joined while the instances reconnect, a4
+// and b4.
+func outage(t *testing.T, history bool, baseA, baseB, room string, a1, a2, b1 *watched, stop, start func()) (stopped, restarted time.Time, joiners []*watched) {
+	t.Helper()
+	stopped = time.Now()
+	stop()
+	// Senders learn that their messages stayed local, or reached nobody.
+	wstest.WaitFor(t, "an error frame to each sender", func() bool {
+		return a1.errors() > 0 && b1.errors() > 0
+	})
+	// Typing signals are ephemeral: they still reach the instance's members.
+	inRoom(t, a1, a2)
+	// Members who join during the outage are let in at once. With history
+	// their joined cannot be recorded, so it reaches nobody, themselves
+	// included; typing shows they are in.
+	a3, b3 := watch(t, baseA, room, "a3"), watch(t, baseB, room, "b3")
+	if history {
+		inRoom(t, a1, a3)
+		inRoom(t, b1, b3)
+	} else {
+		a3.joinedWithin(t, wsroom.BrokerReadyTimeout)
+		b3.joinedWithin(t, wsroom.BrokerReadyTimeout)
+	}
+	time.Sleep(time.Until(stopped.Add(outageFor))) // the outage's length is the scenario
+	start()
+	restarted = time.Now()
+	// And so are members who join while the instances reconnect (with
+	// history, the last messages reach them: the caller checks).
+	a4, b4 := watch(t, baseA, room, "a4"), watch(t, baseB, room, "b4")
+	if !history {
+		a4.joinedWithin(t, wsroom.BrokerReadyTimeout)
+		b4.joinedWithin(t, wsroom.BrokerReadyTimeout)
+	}
+	return stopped, restarted, []*watched{a3, b3, a4, b4}
+}
+
+// connectedThroughout fails the test for each member that was disconnected.
+func connectedThroughout(t *testing.T, members ...*watched) {
+	t.Helper()
+	for _, m := range members {
+		if ev := m.closed(); ev != nil {
+			t.Errorf("%s was disconnected: %d %q", m.name, ev.Code, ev.Reason)
+		}
 	}
 }
 

@@ -34,44 +34,11 @@ const crossReconnects = 20
 func recoveryAcrossInstances(t *testing.T, flag, url string) {
 	bin := chatBinary(t)
 	A, B := startBinary(t, bin, flag, url), startBinary(t, bin, flag, url)
-	bases := []string{A.base, B.base}
 	room := fmt.Sprintf("recover-%d", time.Now().UnixNano())
 	la, lb := startRecorder(t, A.base, room, "la", 0), startRecorder(t, B.base, room, "lb", 0)
 	pub := startRecorder(t, B.base, room, "p", 8)
 
-	m := wstest.Dial(t, roomURL(A.base, room, "m", ""))
-	got := []chatFrame{expect(t, m, "joined", "m", nil)} // every recorded event m received, in order
-	recovered := 0
-	for i := 0; ; i++ {
-		for heard := 0; heard < 3; { // some of p's messages on this connection
-			f := nextRecorded(t, m)
-			got = append(got, f)
-			if f.Type == "message" && f.Username == "p" {
-				heard++
-			}
-		}
-		if i == crossReconnects {
-			break
-		}
-		m.Close()
-		last := got[len(got)-1]
-		m = wstest.Dial(t, roomURL(bases[(i+1)%2], room, "m", resumeQuery(last)))
-		n := readRecovery(t, m)
-		if !n.Recovered || n.Epoch != last.Epoch {
-			t.Fatalf("reconnect %d, to %s, after seq %d: %+v, want recovered in epoch %s", i+1, bases[(i+1)%2], last.Seq, n, last.Epoch)
-		}
-		recovered += n.Missed
-		for range n.Missed {
-			got = append(got, nextRecorded(t, m))
-		}
-		// Then the live stream, the member's own joined among it: through a
-		// broker, events recorded on the other instance while this one
-		// records the joined may come first.
-		for f := (chatFrame{}); f.Type != "joined" || f.Username != "m"; {
-			f = nextRecorded(t, m)
-			got = append(got, f)
-		}
-	}
+	m, got, recovered := hop(t, []string{A.base, B.base}, room)
 	lastSent := pub.stop(t)
 	for f := got[len(got)-1]; f.Type != "message" || *f.Content != lastSent; {
 		f = nextRecorded(t, m)
@@ -100,4 +67,46 @@ func recoveryAcrossInstances(t *testing.T, flag, url string) {
 	}
 	t.Logf("%s: %d reconnects across instances, %d events recovered; the member received %d events (seq %d to %d) once each, in order, as both instances delivered them; p sent %d",
 		flag, crossReconnects, recovered, len(got), got[0].Seq, got[len(got)-1].Seq, pub.count())
+}
+
+// hop joins member "m" to room at bases[0] and, crossReconnects times,
+// drops it once it has heard some of p's messages and reconnects it to
+// the other instance, resuming from its last event, which must recover.
+// It returns m's last connection, the recorded events it received in
+// order, and how many were recovered.
+func hop(t *testing.T, bases []string, room string) (*wstest.Client, []chatFrame, int) {
+	t.Helper()
+	m := wstest.Dial(t, roomURL(bases[0], room, "m", ""))
+	got := []chatFrame{expect(t, m, "joined", "m", nil)}
+	recovered := 0
+	for i := 0; ; i++ {
+		for heard := 0; heard < 3; { // some of p's messages on this connection
+			f := nextRecorded(t, m)
+			got = append(got, f)
+			if f.Type == "message" && f.Username == "p" {
+				heard++
+			}
+		}
+		if i == crossReconnects {
+			return m, got, recovered
+		}
+		m.Close()
+		last, to := got[len(got)-1], bases[(i+1)%2]
+		m = wstest.Dial(t, roomURL(to, room, "m", resumeQuery(last)))
+		n := readRecovery(t, m)
+		if !n.Recovered || n.Epoch != last.Epoch {
+			t.Fatalf("reconnect %d, to %s, after seq %d: %+v, want recovered in epoch %s", i+1, to, last.Seq, n, last.Epoch)
+		}
+		recovered += n.Missed
+		for range n.Missed {
+			got = append(got, nextRecorded(t, m))
+		}
+		// Then the live stream, the member's own joined among it: through a
+		// broker, events recorded on the other instance while this one
+		// records the joined may come first.
+		for f := (chatFrame{}); f.Type != "joined" || f.Username != "m"; {
+			f = nextRecorded(t, m)
+			got = append(got, f)
+		}
+	}
 }
