@@ -102,8 +102,9 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 	}
 }
 
-// publish sends a member's message to its room: a chat message recorded,
-// a typing signal ephemeral. When the broker is unavailable the sender
+// publish sends a member's message to its room: a chat message with
+// Publish (recorded, when the rooms keep a history), a typing signal with
+// PublishEphemeral. When the broker is unavailable the sender
 // alone is told, and stays connected; a lost typing signal is not worth a
 // word. The error is one the connection cannot go on after.
 func publish(c *wsroom.Conn[ChatMessage], room *wsroom.Room[ChatMessage], m ChatMessage) error {

@@ -58,7 +58,7 @@ func main() {
 	token := flag.String("token", "", "require this token (Authorization: Bearer, or ?token=) to connect")
 	var allowed origins
 	flag.Var(&allowed, "origin", "also allow WebSocket upgrades from pages on this host pattern (repeatable), such as *.example.com")
-	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT; rooms keep no history")
+	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT; rooms keep no history (natsbroker keeps none yet)")
 	redisURL := flag.String("redis", "", "join rooms with other instances through this Redis server, redis://HOST:PORT; rooms keep their history there")
 	postgresURL := flag.String("postgres", "", "join rooms with other instances through this PostgreSQL database, postgres://USER@HOST:PORT/DB?sslmode=disable; rooms keep their history there")
 	var bc brokerConfig
