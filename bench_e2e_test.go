@@ -44,10 +44,10 @@ import (
 func BenchmarkFanout(b *testing.B) {
 	for _, impl := range []struct {
 		name   string
-		newHub func(int) (hub, error)
+		newHub newHubFunc
 	}{
 		{"wsroom", newWsroomHub},
-		{"gws", func(n int) (hub, error) { return newGwsHub(n, false) }},
+		{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
 	} {
 		b.Run(impl.name, func(b *testing.B) {
 			for _, n := range []int{100, 1000} {
@@ -58,7 +58,7 @@ func BenchmarkFanout(b *testing.B) {
 					if fx == nil {
 						fx = new(fanout)
 						var err error
-						if fx.session, err = startSession(impl.newHub, n); err != nil {
+						if fx.session, err = startSession(impl.newHub, n, 1, false); err != nil {
 							b.Fatal(err)
 						}
 						if err := connect(fx.hub, fx.proc, n); err != nil {
@@ -100,7 +100,7 @@ func (fx *fanout) run(b *testing.B) {
 		b.Fatalf("-fanout.window=%d: want 1 to 1000", w)
 	}
 	if !fx.warm {
-		fx.publish(b, fanoutWarmup)
+		fx.publish(b, fanoutWarmup, *fanoutWindow)
 		fx.warm = true
 	}
 	if err := fx.proc.Reset(setupTimeout); err != nil {
@@ -110,7 +110,7 @@ func (fx *fanout) run(b *testing.B) {
 	w0 := writeSyscalls(b)
 	b.ResetTimer()
 	cpu0, t0 := loadgen.CPUTime(), time.Now()
-	fx.publish(b, b.N)
+	fx.publish(b, b.N, *fanoutWindow)
 	elapsed, cpu := time.Since(t0), loadgen.CPUTime()-cpu0
 	b.StopTimer()
 	writes := writeSyscalls(b) - w0
@@ -134,23 +134,23 @@ func (fx *fanout) run(b *testing.B) {
 	b.ReportMetric(float64(rep.Latency.Quantile(0.99).Nanoseconds())/1e3, "p99-µs")
 }
 
-// publish publishes count messages, keeping up to fanoutWindow of them
-// outstanding, and returns once every client has received every one.
-func (fx *fanout) publish(b *testing.B, count int) {
+// publish publishes count messages to room r0, keeping up to window of
+// them outstanding, and returns once every client has received every one.
+func (fx *fanout) publish(b *testing.B, count, window int) {
 	base := fx.seq
 	completed := make([]bool, count)
 	published, done := 0, 0
 	stall := time.NewTimer(fanoutStall)
 	defer stall.Stop()
 	for done < count {
-		for published-done < *fanoutWindow && published < count {
+		for published-done < window && published < count {
 			m := e2eMsg{
 				Type: "message",
-				Room: "bench",
-				From: "alice",
-				Text: "hello, everyone in the room!",
+				Room: "r0",
+				From: fanoutPublisher,
+				Text: benchText,
 				Seq:  base + int64(published),
-				Sent: time.Now().UnixNano(),
+				Sent: time.Now().UnixMicro(),
 			}
 			if err := fx.hub.Publish(&m); err != nil {
 				b.Fatalf("publish: %v", err)

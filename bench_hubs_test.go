@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,54 +37,133 @@ const (
 	closeTimeout = 30 * time.Second // bounds tearing a benchmark's server and clients down
 )
 
-// e2eMsg is the message the end-to-end benchmarks publish, about 120 bytes
-// of JSON. Seq and Sent are what the client process reads (see loadgen).
+// The chat contract every hub serves, wsroom's, raw gws's and Bun's
+// (internal/bunpeer/server.js), so that one set of clients drives them
+// all:
+//
+//   - A client dials <URL>?room=<room>&id=<member>, and is joined to the
+//     room. With announcing on, the join is announced to the room as one
+//     step with it: {"type":"joined","room":R,"from":member,...}, which the
+//     joiner receives before anything else.
+//   - A client's message {"type":"message","text":...,"seq":S,"sent":T} is
+//     checked (a JSON object whose type is "message") and published to its
+//     room as {"type":"message","room":R,"from":member,"text":...,"seq":S,
+//     "sent":T}, to every member, the sender too.
+//   - Hub.Publish publishes the benchmark's own message (from -1) to a
+//     room: wsroom's and gws's in this process, Bun's through a control
+//     connection (see bunHub).
+//
+// Every frame is an e2eMsg as encoding/json writes it; Bun writes the same
+// bytes.
+
+// e2eMsg is the frame the end-to-end benchmarks deliver, about 120 bytes
+// of JSON. From, Seq and Sent are what the client process reads (see
+// loadgen).
 type e2eMsg struct {
 	Type string `json:"type"`
 	Room string `json:"room"`
-	From string `json:"from"`
+	From int    `json:"from"` // the member who sent it, -1 for the benchmark's publisher
 	Text string `json:"text"`
 	Seq  int64  `json:"seq"`
-	Sent int64  `json:"sent"` // publish time, Unix nanoseconds
+	Sent int64  `json:"sent"` // send or publish time, Unix microseconds
 }
 
-// e2eIn is what clients could send; they send nothing.
+// e2eIn is what clients send: wsroom decodes it and validates it against
+// its schema, gws decodes it, Bun parses it and checks its fields by hand.
 type e2eIn struct {
-	Type string `json:"type"`
+	Type string `json:"type" jsonschema:"enum=message"`
+	Text string `json:"text" jsonschema:"maxLength=1000"`
+	Seq  int64  `json:"seq"`
+	Sent int64  `json:"sent"`
 }
 
-// hub is the server side of an end-to-end benchmark: one room that every
-// connection joins, served by wsroom or by raw gws.
+// benchText is the text of the benchmark publisher's messages and of the
+// clients' (see loadgen).
+const benchText = "hello, everyone in the room!"
+
+// hub is the server side of an end-to-end benchmark, serving the chat
+// contract above.
 type hub interface {
 	URL() string
 	Joined() <-chan struct{} // closed once the expected number of connections have joined
-	Members() int
-	Publish(m *e2eMsg) error
-	Problems() error // deliveries the server failed or refused, connections it lost
+	Members() int            // members of every room
+	Publish(m *e2eMsg) error // publishes m to room m.Room
+	Problems() error         // deliveries the server failed or refused, connections it lost
 	Close(ctx context.Context) error
+	server
+}
+
+// server is the process that serves a hub, for measurements.
+type server interface {
+	CPU() (time.Duration, error) // CPU time (user+sys, every thread) used so far
+	RSS() (uint64, error)        // resident memory, bytes
+	Settle() error               // collects garbage and returns free memory to the OS
+}
+
+// hubConfig is what a hub is made for.
+type hubConfig struct {
+	conns    int  // Joined closes once this many have joined
+	announce bool // each join is announced to its room
+}
+
+// chatMember reads the room and member id a client dialled with.
+func chatMember(r *http.Request) (room string, id int, err error) {
+	q := r.URL.Query()
+	room = q.Get("room")
+	id, err = strconv.Atoi(q.Get("id"))
+	if room == "" || err != nil {
+		return "", 0, fmt.Errorf("want ?room=<name>&id=<int>, got %q", r.URL.RawQuery)
+	}
+	return room, id, nil
+}
+
+// thisProcess is the server of the hubs that run in the benchmark's own
+// process.
+type thisProcess struct{}
+
+func (thisProcess) CPU() (time.Duration, error) { return loadgen.CPUTime(), nil }
+func (thisProcess) RSS() (uint64, error)        { return statmRSS("/proc/self/statm") }
+func (thisProcess) Settle() error {
+	settle()
+	return nil
 }
 
 // wsroomHub is the wsroom side: an Endpoint, with default options, whose
-// handler subscribes each connection to one room and ranges over its
-// messages; Publish is Room.Publish.
+// handler joins each connection to its room (Room.Join when announcing,
+// Room.Subscribe otherwise) and publishes every message it receives, each
+// one decoded and validated by the endpoint; Publish is Room.Publish.
 type wsroomHub struct {
+	thisProcess
 	ep     *wsroom.Endpoint[e2eIn, e2eMsg]
-	room   *wsroom.Room[e2eMsg]
+	rooms  *wsroom.Rooms[e2eMsg]
 	srv    *loopbackServer
 	joined *countdown
 }
 
-func newWsroomHub(n int) (hub, error) {
-	h := &wsroomHub{joined: newCountdown(n), room: wsroom.NewRooms[e2eMsg]().Room("bench")}
+func newWsroomHub(cfg hubConfig) (hub, error) {
+	h := &wsroomHub{joined: newCountdown(cfg.conns), rooms: wsroom.NewRooms[e2eMsg]()}
 	h.ep = wsroom.New(func(c *wsroom.Conn[e2eMsg], msgs iter.Seq2[e2eIn, error]) error {
-		leave, err := h.room.Subscribe(c)
+		name, id, err := chatMember(c.Request())
+		if err != nil {
+			return err
+		}
+		room := h.rooms.Room(name)
+		var leave func()
+		if cfg.announce {
+			leave, err = room.Join(c, e2eMsg{Type: "joined", Room: name, From: id})
+		} else {
+			leave, err = room.Subscribe(c)
+		}
 		if err != nil {
 			return err
 		}
 		defer leave()
 		h.joined.done()
-		for _, err := range msgs {
+		for in, err := range msgs {
 			if err != nil {
+				return err
+			}
+			if err := room.Publish(e2eMsg{Type: in.Type, Room: name, From: id, Text: in.Text, Seq: in.Seq, Sent: in.Sent}); err != nil {
 				return err
 			}
 		}
@@ -96,14 +176,21 @@ func newWsroomHub(n int) (hub, error) {
 
 func (h *wsroomHub) URL() string             { return h.srv.url }
 func (h *wsroomHub) Joined() <-chan struct{} { return h.joined.ch }
-func (h *wsroomHub) Members() int            { return h.room.Len() }
-func (h *wsroomHub) Publish(m *e2eMsg) error { return h.room.Publish(*m) }
+func (h *wsroomHub) Publish(m *e2eMsg) error { return h.rooms.Room(m.Room).Publish(*m) }
+
+func (h *wsroomHub) Members() int {
+	n := 0
+	for _, r := range h.rooms.All() {
+		n += r.Len()
+	}
+	return n
+}
 
 func (h *wsroomHub) Problems() error {
 	st := h.ep.Stats()
-	if st.Dropped != 0 || st.SlowConsumerCloses != 0 || st.Connections != st.Accepted {
-		return fmt.Errorf("wsroom: %d messages dropped, %d slow-consumer closes, %d of %d connections open",
-			st.Dropped, st.SlowConsumerCloses, st.Connections, st.Accepted)
+	if st.Dropped != 0 || st.SlowConsumerCloses != 0 || st.Connections != st.Accepted || st.Rejected != 0 {
+		return fmt.Errorf("wsroom: %d messages dropped, %d slow-consumer closes, %d messages rejected, %d of %d connections open",
+			st.Dropped, st.SlowConsumerCloses, st.Rejected, st.Connections, st.Accepted)
 	}
 	return nil
 }
@@ -114,40 +201,78 @@ func (h *wsroomHub) Close(ctx context.Context) error {
 }
 
 // gwsHub is the raw gws side: a gws.Upgrader with gws's default options,
-// upgrading in ServeHTTP, and the set of open connections under a mutex
-// (a connection joins in OnOpen and leaves in OnClose). Publish encodes
-// the message with encoding/json, as wsroom does, and writes it to every
-// connection with one gws.Broadcaster. With inline set, ReadLoop runs in
-// ServeHTTP, as a wsroom handler does; otherwise in a goroutine of its
-// own, as gws's README recommends.
+// upgrading in ServeHTTP, and each room a slice of connections under a
+// mutex (a connection joins in OnOpen and leaves in OnClose). A join
+// announced is broadcast under the room's mutex, so the joiner receives it
+// first. A message received is decoded with encoding/json (no schema),
+// its type checked, and published. Publish encodes the message with
+// encoding/json, as wsroom does, and writes it to every member with one
+// gws.Broadcaster. With inline set, ReadLoop runs in ServeHTTP, as a
+// wsroom handler once did; otherwise in a goroutine of its own, as gws's
+// README recommends.
 type gwsHub struct {
 	gws.BuiltinEventHandler
+	thisProcess
+	cfg      hubConfig
 	upgrader *gws.Upgrader
 	inline   bool
 	srv      *loopbackServer
 	joined   *countdown
 
 	mu    sync.Mutex
-	conns []*gws.Conn
+	rooms map[string]*gwsRoom
 
 	closing atomic.Bool
 	lost    atomic.Int64   // connections that ended before Close
+	refused atomic.Int64   // messages that were not JSON or not of type message
 	reading sync.WaitGroup // one count per upgraded connection, until its ReadLoop returns
 }
 
-func newGwsHub(n int, inline bool) (hub, error) {
-	h := &gwsHub{inline: inline, joined: newCountdown(n)}
+// gwsRoom is a room of the gws hub.
+type gwsRoom struct {
+	name  string
+	mu    sync.Mutex
+	conns []*gws.Conn
+}
+
+// gwsMember is what a gws connection's session holds.
+type gwsMember struct {
+	room *gwsRoom
+	id   int
+}
+
+const gwsMemberKey = "member"
+
+func newGwsHub(cfg hubConfig, inline bool) (hub, error) {
+	h := &gwsHub{cfg: cfg, inline: inline, joined: newCountdown(cfg.conns), rooms: make(map[string]*gwsRoom)}
 	h.upgrader = gws.NewUpgrader(h, nil)
 	var err error
 	h.srv, err = serveLoopback(h)
 	return h, err
 }
 
+func (h *gwsHub) room(name string) *gwsRoom {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[name]
+	if r == nil {
+		r = &gwsRoom{name: name}
+		h.rooms[name] = r
+	}
+	return r
+}
+
 func (h *gwsHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	name, id, err := chatMember(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	socket, err := h.upgrader.Upgrade(w, r)
 	if err != nil {
 		return
 	}
+	socket.Session().Store(gwsMemberKey, &gwsMember{room: h.room(name), id: id})
 	h.reading.Add(1)
 	if h.inline {
 		defer h.reading.Done()
@@ -160,60 +285,97 @@ func (h *gwsHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 }
 
+func memberOf(s *gws.Conn) *gwsMember {
+	m, _ := s.Session().Load(gwsMemberKey)
+	return m.(*gwsMember)
+}
+
 func (h *gwsHub) OnOpen(s *gws.Conn) {
-	h.mu.Lock()
-	h.conns = append(h.conns, s)
-	h.mu.Unlock()
+	m := memberOf(s)
+	r := m.room
+	r.mu.Lock()
+	r.conns = append(r.conns, s)
+	var err error
+	if h.cfg.announce {
+		err = r.broadcastLocked(&e2eMsg{Type: "joined", Room: r.name, From: m.id})
+	}
+	r.mu.Unlock()
+	if err != nil {
+		h.lost.Add(1)
+	}
 	h.joined.done()
 }
 
 func (h *gwsHub) OnClose(s *gws.Conn, _ error) {
-	h.mu.Lock()
-	for i, c := range h.conns {
+	r := memberOf(s).room
+	r.mu.Lock()
+	for i, c := range r.conns {
 		if c == s {
-			last := len(h.conns) - 1
-			h.conns[i], h.conns[last] = h.conns[last], nil
-			h.conns = h.conns[:last]
+			last := len(r.conns) - 1
+			r.conns[i], r.conns[last] = r.conns[last], nil
+			r.conns = r.conns[:last]
 			break
 		}
 	}
-	h.mu.Unlock()
+	r.mu.Unlock()
 	if !h.closing.Load() {
 		h.lost.Add(1)
 	}
 }
 
-func (h *gwsHub) OnMessage(_ *gws.Conn, m *gws.Message) { _ = m.Close() }
+func (h *gwsHub) OnMessage(s *gws.Conn, msg *gws.Message) {
+	var in e2eIn
+	err := json.Unmarshal(msg.Bytes(), &in)
+	_ = msg.Close()
+	if err != nil || in.Type != "message" {
+		h.refused.Add(1)
+		return
+	}
+	m := memberOf(s)
+	m.room.publish(&e2eMsg{Type: in.Type, Room: m.room.name, From: m.id, Text: in.Text, Seq: in.Seq, Sent: in.Sent})
+}
 
 func (h *gwsHub) URL() string             { return h.srv.url }
 func (h *gwsHub) Joined() <-chan struct{} { return h.joined.ch }
+func (h *gwsHub) Publish(m *e2eMsg) error { return h.room(m.Room).publish(m) }
 
 func (h *gwsHub) Members() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.conns)
+	n := 0
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		n += len(r.conns)
+		r.mu.Unlock()
+	}
+	return n
 }
 
-func (h *gwsHub) Publish(m *e2eMsg) error {
+func (r *gwsRoom) publish(m *e2eMsg) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.broadcastLocked(m)
+}
+
+// broadcastLocked encodes m and writes it to every member; r.mu is held.
+func (r *gwsRoom) broadcastLocked(m *e2eMsg) error {
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return err
 	}
 	bc := gws.NewBroadcaster(gws.OpcodeText, payload)
-	h.mu.Lock()
-	for _, s := range h.conns {
+	for _, s := range r.conns {
 		if err = bc.Broadcast(s, nil); err != nil {
 			break
 		}
 	}
-	h.mu.Unlock()
 	_ = bc.Close()
 	return err
 }
 
 func (h *gwsHub) Problems() error {
-	if n := h.lost.Load(); n != 0 {
-		return fmt.Errorf("gws: %d connections lost", n)
+	if n, m := h.lost.Load(), h.refused.Load(); n != 0 || m != 0 {
+		return fmt.Errorf("gws: %d connections lost, %d messages refused", n, m)
 	}
 	return nil
 }
@@ -222,8 +384,12 @@ func (h *gwsHub) Close(ctx context.Context) error {
 	h.closing.Store(true)
 	h.srv.close()
 	h.mu.Lock()
-	for _, s := range h.conns {
-		_ = s.NetConn().Close() // normally gone already, with the client process
+	for _, r := range h.rooms {
+		r.mu.Lock()
+		for _, s := range r.conns {
+			_ = s.NetConn().Close() // normally gone already, with the client process
+		}
+		r.mu.Unlock()
 	}
 	h.mu.Unlock()
 	done := make(chan struct{})
@@ -291,12 +457,19 @@ func (c *countdown) done() {
 }
 
 // connect has the client process open its connections and waits until
-// every one has joined the hub's room.
+// every one has joined the hub's room (and, announcing, until every join
+// has been announced).
 func connect(h hub, p *loadgen.Process, n int) error {
-	if err := p.Dial(setupTimeout); err != nil {
+	return connectWithin(h, p, n, setupTimeout)
+}
+
+// connectWithin is connect with a timeout of its own, for dialling and for
+// joining each.
+func connectWithin(h hub, p *loadgen.Process, n int, timeout time.Duration) error {
+	if err := p.Dial(timeout); err != nil {
 		return err
 	}
-	t := time.NewTimer(setupTimeout)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-h.Joined():
@@ -306,9 +479,12 @@ func connect(h hub, p *loadgen.Process, n int) error {
 	case <-p.Exited():
 		return fmt.Errorf("client process exited (%v)", p.ExitErr())
 	case <-t.C:
-		return fmt.Errorf("%d of %d connections joined within %v", h.Members(), n, setupTimeout)
+		return fmt.Errorf("%d of %d connections joined within %v", h.Members(), n, timeout)
 	}
 }
+
+// newHubFunc makes a hub: newWsroomHub, newGwsHub's or newBunHub's.
+type newHubFunc func(hubConfig) (hub, error)
 
 // session is a hub and the client process connected to it.
 type session struct {
@@ -317,18 +493,17 @@ type session struct {
 	n    int
 }
 
-// startSession starts a hub for n connections and a client process that
-// opens them. On error the session holds what was started, for close.
-func startSession(newHub func(int) (hub, error), n int) (*session, error) {
+// startSession starts a hub and a client process that will open n
+// connections to it, split between rooms r0, r1, ... (see loadgen). On
+// error the session holds what was started, for close.
+func startSession(newHub newHubFunc, n, rooms int, announce bool) (*session, error) {
 	s := &session{n: n}
 	var err error
-	if s.hub, err = newHub(n); err != nil {
+	if s.hub, err = newHub(hubConfig{conns: n, announce: announce}); err != nil {
 		return s, err
 	}
-	if s.proc, err = loadgen.Start(s.hub.URL(), n); err != nil {
-		return s, err
-	}
-	return s, nil
+	s.proc, err = loadgen.Start(loadgen.Config{URL: s.hub.URL(), Conns: n, Rooms: rooms, Announce: announce})
+	return s, err
 }
 
 // close ends the client process (its connections close as it exits), then
@@ -352,3 +527,7 @@ func settle() {
 	runtime.GC()
 	debug.FreeOSMemory()
 }
+
+// fanoutPublisher is the From of the benchmark's own messages (see
+// loadgen's publisherID).
+const fanoutPublisher = -1

@@ -53,11 +53,11 @@ func BenchmarkIdleMemory(b *testing.B) {
 	n = fitFileLimit(b, n)
 	for _, impl := range []struct {
 		name   string
-		newHub func(int) (hub, error)
+		newHub newHubFunc
 	}{
 		{"wsroom", newWsroomHub},
-		{"gws", func(n int) (hub, error) { return newGwsHub(n, false) }},
-		{"gws-inline", func(n int) (hub, error) { return newGwsHub(n, true) }},
+		{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
+		{"gws-inline", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, true) }},
 	} {
 		b.Run(impl.name, func(b *testing.B) {
 			var got *idleMemory
@@ -81,8 +81,8 @@ const idleConns = 5000
 
 type idleMemory struct{ heap, stack, rss float64 }
 
-func measureIdle(b *testing.B, newHub func(int) (hub, error), n int) *idleMemory {
-	s, err := startSession(newHub, n)
+func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
+	s, err := startSession(newHub, n, 1, false)
 	defer func() {
 		if err := s.close(); err != nil {
 			b.Errorf("close: %v", err)
@@ -146,19 +146,29 @@ func reserveGoroutines(k int) {
 
 // rss returns the resident set size of this process, in bytes.
 func rss(b *testing.B) uint64 {
-	data, err := os.ReadFile("/proc/self/statm")
+	n, err := statmRSS("/proc/self/statm")
 	if err != nil {
 		b.Fatal(err)
 	}
+	return n
+}
+
+// statmRSS reads the resident set size, in bytes, from a statm file of
+// /proc (the figure VmRSS in the status file gives in KiB).
+func statmRSS(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
 	f := strings.Fields(string(data))
 	if len(f) < 2 {
-		b.Fatalf("/proc/self/statm: %q", data)
+		return 0, fmt.Errorf("%s: %q", path, data)
 	}
 	pages, err := strconv.ParseUint(f[1], 10, 64)
 	if err != nil {
-		b.Fatalf("/proc/self/statm: %v", err)
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	return pages * uint64(os.Getpagesize())
+	return pages * uint64(os.Getpagesize()), nil
 }
 
 // fitFileLimit raises this process's limit on open files, up to the hard

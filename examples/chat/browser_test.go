@@ -26,7 +26,7 @@ import (
 )
 
 // pageBudget bounds the whole browser test, every scenario included.
-const pageBudget = 60 * time.Second
+const pageBudget = 90 * time.Second
 
 func TestPageInARealBrowser(t *testing.T) {
 	script := pageScript(t)
@@ -64,14 +64,29 @@ func TestPageInARealBrowser(t *testing.T) {
 	t.Run("ErrorFrameIsShownAsANotice", func(t *testing.T) {
 		runPage(ctx, t, script, "notice", startBinary(t, bin), nil)
 	})
+	t.Run("CutConnectionResumesAndSaysWhatItRecovered", func(t *testing.T) {
+		p := startBinary(t, bin)
+		proxy := startProxy(t, strings.TrimPrefix(p.base, "http://"))
+		runPage(ctx, t, script, "recover", p, func(req string) {
+			switch req {
+			case "cut":
+				proxy.cut()
+			case "heal":
+				proxy.heal()
+			default:
+				t.Fatalf("the script asked for %q", req)
+			}
+		}, proxy.base())
+	})
 }
 
-// runPage runs the script's scenario against p until it exits or ctx ends.
-// A line "@REQUEST" from the script is handed to serve, and answered "ok"
-// on the script's stdin once serve returns.
-func runPage(ctx context.Context, t *testing.T, script, scenario string, p *chatProcess, serve func(req string)) {
+// runPage runs the script's scenario against p until it exits or ctx ends;
+// args are further arguments of the script. A line "@REQUEST" from the
+// script is handed to serve, and answered "ok" on the script's stdin once
+// serve returns.
+func runPage(ctx context.Context, t *testing.T, script, scenario string, p *chatProcess, serve func(req string), args ...string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, "node", script, scenario, p.base)
+	cmd := exec.CommandContext(ctx, "node", append([]string{script, scenario, p.base}, args...)...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) } // lets Playwright close Chromium
 	cmd.WaitDelay = 5 * time.Second
 	var stderr bytes.Buffer

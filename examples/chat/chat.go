@@ -19,9 +19,13 @@ type ClientMessage struct {
 
 // ChatMessage is what every member of a room receives, and, of type
 // "error", what the sender alone receives when its message did not reach
-// the members on other instances: {"type":"error","error":"<reason>"},
-// the shape of the endpoint's rejection of invalid input.
+// every member: {"type":"error","error":"<reason>"}, the shape of the
+// endpoint's rejection of invalid input. Seq and Epoch stay zero here: the
+// room writes the position of a recorded event ("message", "joined",
+// "left") in front of its fields, and "typing" has none.
 type ChatMessage struct {
+	Seq       uint64  `json:"seq,omitempty" jsonschema:"minimum=1"`
+	Epoch     string  `json:"epoch,omitempty"`
 	Type      string  `json:"type" jsonschema:"enum=message,enum=typing,enum=joined,enum=left,enum=error"`
 	Username  string  `json:"username,omitempty"`
 	Content   *string `json:"content,omitempty"`
@@ -29,9 +33,14 @@ type ChatMessage struct {
 	Error     string  `json:"error,omitempty"`
 }
 
-// notRelayed is the reason sent to a member whose message reached only the
-// members on its own instance, while the broker was unavailable.
-const notRelayed = "your message reached only the members on this server: the broker linking the chat servers is unavailable"
+// The reasons of the error frames a sender alone receives while the broker
+// is unavailable. Without history (-nats) a message reaches this
+// instance's members and no others; with history a message that cannot be
+// recorded reaches nobody, since it has no place in the room's order.
+const (
+	notRelayed  = "your message reached only the members on this server: the broker linking the chat servers is unavailable"
+	notRecorded = "your message was not sent: the broker keeping the chat's history is unavailable; send it again in a moment"
+)
 
 // timestampLayout is RFC 3339 with milliseconds, as JavaScript's toISOString.
 const timestampLayout = "2006-01-02T15:04:05.000Z07:00"
@@ -41,12 +50,30 @@ func newMessage(typ, username string, content *string) ChatMessage {
 		Timestamp: time.Now().UTC().Format(timestampLayout)}
 }
 
+// newRooms is the chat's room registry. Rooms keep a history (the last
+// wsroom.DefaultHistorySize events, each for wsroom.DefaultHistoryTTL), so
+// a member that reconnects recovers what it missed, whenever the positions
+// can be one per room: without a broker (in-process), or with a broker
+// that keeps the history itself (a wsroom.HistoryBroker: -redis,
+// -postgres). Through any other broker (today's -nats) rooms are joined
+// without history.
+func newRooms(b wsroom.Broker) *wsroom.Rooms[ChatMessage] {
+	if b == nil {
+		return wsroom.NewRooms[ChatMessage](wsroom.WithHistory(0, 0))
+	}
+	if _, ok := b.(wsroom.HistoryBroker); ok {
+		return wsroom.NewRooms[ChatMessage](wsroom.WithBroker(b), wsroom.WithHistory(0, 0))
+	}
+	return wsroom.NewRooms[ChatMessage](wsroom.WithBroker(b))
+}
+
 // chat serves one member of a room: it joins the room (the member sees its
-// own "joined" first), publishes every message it sends to the whole room,
-// and announces "left" to those still there when it goes. A broker outage
-// never ends the connection: Join succeeds once the member is in the room
-// locally, and a message that reached only this instance's members
-// (wsroom.ErrBroker) earns its sender an error frame.
+// own "joined" first, after what it missed if it reconnected with
+// ?since=&epoch=), publishes every message it sends to the whole room, a
+// typing signal as an ephemeral event, and announces "left" to those still
+// there when it goes. A broker outage never ends the connection: Join
+// succeeds once the member is in the room locally, and a message that did
+// not reach every member earns its sender an error frame.
 func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMessage] {
 	return func(c *wsroom.Conn[ChatMessage], msgs iter.Seq2[ClientMessage, error]) error {
 		r := c.Request()
@@ -67,18 +94,37 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 			if err != nil {
 				return err
 			}
-			err := room.Publish(newMessage(msg.Type, username, msg.Content))
-			switch {
-			case errors.Is(err, wsroom.ErrBroker):
-				if msg.Type == "message" { // a lost typing signal is not worth a word
-					_ = c.Send(ChatMessage{Type: "error", Error: notRelayed})
-				}
-			case err != nil:
+			if err := publish(c, room, newMessage(msg.Type, username, msg.Content)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
+}
+
+// publish sends a member's message to its room: a chat message with
+// Publish (recorded, when the rooms keep a history), a typing signal with
+// PublishEphemeral. When the broker is unavailable the sender
+// alone is told, and stays connected; a lost typing signal is not worth a
+// word. The error is one the connection cannot go on after.
+func publish(c *wsroom.Conn[ChatMessage], room *wsroom.Room[ChatMessage], m ChatMessage) error {
+	if m.Type == "typing" {
+		err := room.PublishEphemeral(m)
+		if errors.Is(err, wsroom.ErrBroker) {
+			return nil
+		}
+		return err
+	}
+	err := room.Publish(m)
+	switch {
+	case errors.Is(err, wsroom.ErrNotRecorded):
+		_ = c.Send(ChatMessage{Type: "error", Error: notRecorded})
+	case errors.Is(err, wsroom.ErrBroker):
+		_ = c.Send(ChatMessage{Type: "error", Error: notRelayed})
+	default:
+		return err
+	}
+	return nil
 }
 
 //go:embed static

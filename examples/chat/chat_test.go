@@ -8,6 +8,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -53,7 +54,7 @@ type chatClient interface{ *wstest.Client | *member }
 // the server closed.
 func startChat(t *testing.T, opts ...wsroom.Option) *chatServer {
 	t.Helper()
-	rooms := wsroom.NewRooms[ChatMessage]()
+	rooms := newRooms(nil)
 	ep := wsroom.New(chat(rooms), opts...)
 	doc, err := contract(ep, false)
 	if err != nil {
@@ -121,6 +122,8 @@ func str(s string) *string { return &s }
 // chatFrame is one server-to-client chat message, with its raw keys.
 type chatFrame struct {
 	keys      []string
+	Seq       uint64 // 0 when the "seq" key is absent (a typing signal)
+	Epoch     string
 	Type      string
 	Username  string
 	Content   *string // nil when the "content" key is absent
@@ -132,7 +135,11 @@ type chatFrame struct {
 var timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+(Z|[+-]\d{2}:\d{2})$`)
 
 // parseChat decodes and checks one chat frame against the contract: only
-// the keys type, username, content and timestamp; type in the enum;
+// the keys seq, epoch, type, username, content and timestamp; on recorded
+// events (message, joined, left) seq (an integer ≥ 1) and epoch (a
+// non-empty string) both, or, in a chat without history, neither (tests
+// of a chat with history check Seq); on a typing signal neither; type in
+// the enum;
 // username a string; content, when present, a string; timestamp RFC 3339
 // with sub-seconds and close to now.
 func parseChat(data []byte) (chatFrame, error) {
@@ -144,7 +151,7 @@ func parseChat(data []byte) (chatFrame, error) {
 	for k := range m {
 		f.keys = append(f.keys, k)
 		switch k {
-		case "type", "username", "content", "timestamp":
+		case "seq", "epoch", "type", "username", "content", "timestamp":
 		default:
 			return f, fmt.Errorf("frame %s has unexpected key %q", data, k)
 		}
@@ -173,10 +180,8 @@ func parseChat(data []byte) (chatFrame, error) {
 			return f, fmt.Errorf("frame %s: content: %v", data, err)
 		}
 	}
-	switch f.Type {
-	case "message", "typing", "joined", "left":
-	default:
-		return f, fmt.Errorf("frame %s: type %q outside the enum", data, f.Type)
+	if err := parsePosition(m, &f); err != nil {
+		return f, fmt.Errorf("frame %s: %v", data, err)
 	}
 	if !timestampRE.MatchString(f.Timestamp) {
 		return f, fmt.Errorf("frame %s: timestamp %q is not RFC 3339 with sub-seconds", data, f.Timestamp)
@@ -189,6 +194,45 @@ func parseChat(data []byte) (chatFrame, error) {
 		return f, fmt.Errorf("frame %s: timestamp %v is %v away from now", data, ts, d)
 	}
 	return f, nil
+}
+
+// seqRE is a seq as the contract writes it: a JSON integer ≥ 1.
+var seqRE = regexp.MustCompile(`^[1-9][0-9]*$`)
+
+// parsePosition checks f's type and reads its position: a recorded event
+// (message, joined, left) has "seq", an integer ≥ 1, and "epoch", a
+// non-empty string, or, in a chat without history, neither; a typing
+// signal has neither.
+func parsePosition(m map[string]json.RawMessage, f *chatFrame) error {
+	seq, hasSeq := m["seq"]
+	_, hasEpoch := m["epoch"]
+	switch f.Type {
+	case "message", "joined", "left":
+		if !hasSeq && !hasEpoch {
+			return nil // a chat without history (-nats)
+		}
+	case "typing":
+		if hasSeq || hasEpoch {
+			return errors.New("a typing signal carries a position")
+		}
+		return nil
+	default:
+		return fmt.Errorf("type %q outside the enum", f.Type)
+	}
+	if !hasSeq {
+		return errors.New(`a recorded event lacks "seq"`)
+	}
+	if err := json.Unmarshal(seq, &f.Seq); err != nil || f.Seq == 0 || !seqRE.Match(seq) {
+		return fmt.Errorf("seq %s is not an integer ≥ 1", seq)
+	}
+	epoch, ok := m["epoch"]
+	if !ok {
+		return errors.New(`a recorded event lacks "epoch"`)
+	}
+	if err := json.Unmarshal(epoch, &f.Epoch); err != nil || f.Epoch == "" {
+		return fmt.Errorf("epoch %s is not a non-empty string", epoch)
+	}
+	return nil
 }
 
 // message reads the next data message of c.
@@ -309,13 +353,17 @@ func TestOutboundFramesHaveExactlyTheContractKeysAndRFC3339SubSecondTimestamps(t
 	s := startChat(t)
 	ann := wsroomtest.Dial[map[string]string, json.RawMessage](t, s.srv, roomPath("fmt", "ann", ""))
 	f := next(t, ann)
-	if want := []string{"timestamp", "type", "username"}; !slices.Equal(f.keys, want) {
+	if want := []string{"epoch", "seq", "timestamp", "type", "username"}; !slices.Equal(f.keys, want) {
 		t.Fatalf("joined frame %s has keys %v, want %v", f.raw, f.keys, want)
 	}
 	sendMessage(t, ann, "x")
 	f = next(t, ann)
-	if want := []string{"content", "timestamp", "type", "username"}; !slices.Equal(f.keys, want) {
+	if want := []string{"content", "epoch", "seq", "timestamp", "type", "username"}; !slices.Equal(f.keys, want) {
 		t.Fatalf("message frame %s has keys %v, want %v", f.raw, f.keys, want)
+	}
+	ann.SendText(`{"type":"typing"}`)
+	if want := []string{"timestamp", "type", "username"}; !slices.Equal(next(t, ann).keys, want) {
+		t.Fatalf("typing frame has keys other than %v", want)
 	}
 	// Timestamps are taken when the message is made: not before the frame
 	// the client sent first.

@@ -3,6 +3,7 @@ module github.com/wsroom/wsroom/examples/chat
 go 1.25.0
 
 require (
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/nats-io/nats-server/v2 v2.14.5
 	github.com/nats-io/nats.go v1.51.0
 	github.com/prometheus/client_golang v1.24.0
@@ -13,6 +14,13 @@ require (
 	github.com/wsroom/wsroom/natsbroker v0.0.0
 	github.com/wsroom/wsroom/redisbroker v0.0.0
 	github.com/wsroom/wsroom/wsroomprom v0.0.0
+)
+
+require (
+	github.com/jackc/pgpassfile v1.0.0 // indirect
+	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
+	github.com/jackc/puddle/v2 v2.2.3 // indirect
+	golang.org/x/sync v0.22.0 // indirect
 )
 
 require (
@@ -33,6 +41,7 @@ require (
 	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/prometheus/procfs v0.21.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	github.com/wsroom/wsroom/pgbroker v0.0.0
 	go.uber.org/atomic v1.11.0 // indirect
 	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
 	golang.org/x/crypto v0.55.0 // indirect
@@ -48,3 +57,5 @@ replace (
 	github.com/wsroom/wsroom/redisbroker => ../../redisbroker
 	github.com/wsroom/wsroom/wsroomprom => ../../wsroomprom
 )
+
+replace github.com/wsroom/wsroom/pgbroker => ../../pgbroker

@@ -7,17 +7,27 @@
 //
 // Several instances form one chat through a broker:
 //
-//	go run ./examples/chat -addr :3000 -nats nats://localhost:4222
-//	go run ./examples/chat -addr :3001 -nats nats://localhost:4222
-//	(or -redis redis://localhost:6379)
+//	go run ./examples/chat -addr :3000 -redis redis://localhost:6379
+//	go run ./examples/chat -addr :3001 -redis redis://localhost:6379
+//	(or -postgres postgres://user@localhost:5432/db, or -nats nats://localhost:4222)
+//
+// Rooms keep a history, the last 1,000 events of each for 5 minutes, so
+// that a member who reconnects recovers what it missed: in-process without
+// a broker, in Redis with -redis, in PostgreSQL with -postgres. With -nats
+// rooms have no history (natsbroker keeps none yet).
 //
 // The WebSocket contract, also served as an AsyncAPI 3.0 document at
-// /asyncapi.json: GET /chat/room/{roomId}?username=NAME upgrades;
-// clients send {"type":"message"|"typing","content"?:string}; every member
-// receives {"type":"message"|"typing"|"joined"|"left","username":...,
-// "content"?:...,"timestamp":...}. The sender alone receives
+// /asyncapi.json: GET /chat/room/{roomId}?username=NAME upgrades, and
+// ?username=NAME&since=SEQ&epoch=EPOCH reconnects after the last event
+// seen; clients send {"type":"message"|"typing","content"?:string}; every
+// member receives {"seq":N,"epoch":E,"type":"message"|"joined"|"left",
+// "username":...,"content"?:...,"timestamp":...} (seq and epoch on the
+// recorded events, when rooms keep a history) and
+// {"type":"typing",...} (never recorded). A reconnection first receives
+// {"type":"recovery","recovered":true|false,"epoch":E,"missed":N}, then,
+// if recovered, the N events it missed. The sender alone receives
 // {"type":"error","error":"<reason>"} for a message that was invalid, or
-// that reached only its own instance's members while the broker was down.
+// that did not reach every member while the broker was down.
 package main
 
 import (
@@ -48,14 +58,15 @@ func main() {
 	token := flag.String("token", "", "require this token (Authorization: Bearer, or ?token=) to connect")
 	var allowed origins
 	flag.Var(&allowed, "origin", "also allow WebSocket upgrades from pages on this host pattern (repeatable), such as *.example.com")
-	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT")
-	redisURL := flag.String("redis", "", "join rooms with other instances through this Redis server, redis://HOST:PORT")
+	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT; rooms keep no history (natsbroker keeps none yet)")
+	redisURL := flag.String("redis", "", "join rooms with other instances through this Redis server, redis://HOST:PORT; rooms keep their history there")
+	postgresURL := flag.String("postgres", "", "join rooms with other instances through this PostgreSQL database, postgres://USER@HOST:PORT/DB?sslmode=disable; rooms keep their history there")
 	var bc brokerConfig
 	flag.DurationVar(&bc.wait, "broker-wait", 5*time.Second, "how long start-up waits for the broker to answer")
 	flag.BoolVar(&bc.required, "broker-required", false, "exit if the broker does not answer within -broker-wait (default: start anyway, rooms local until it answers)")
 	withMetrics := flag.Bool("metrics", false, "serve Prometheus metrics at /metrics")
 	flag.Parse()
-	bc.natsURL, bc.redisURL = *natsURL, *redisURL
+	bc.natsURL, bc.redisURL, bc.postgresURL = *natsURL, *redisURL, *postgresURL
 
 	if err := run(*addr, *token, allowed, bc, *withMetrics); err != nil {
 		slog.Error("chat", "error", err)
@@ -73,11 +84,7 @@ func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool
 		return err
 	}
 	defer closeBroker()
-	var roomOpts []wsroom.RoomsOption
-	if broker != nil {
-		roomOpts = append(roomOpts, wsroom.WithBroker(broker))
-	}
-	rooms := wsroom.NewRooms[ChatMessage](roomOpts...)
+	rooms := newRooms(broker)
 	ep := wsroom.New(chat(rooms), opts...)
 
 	doc, err := contract(ep, token != "")

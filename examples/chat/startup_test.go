@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os/exec"
 	"strings"
@@ -27,7 +28,7 @@ func deadAddr(t *testing.T) string {
 
 func TestUnreachableBrokerAtStartUpIsLoggedAndTheChatStartsAnyway(t *testing.T) {
 	bin := chatBinary(t)
-	for _, flag := range []string{"-nats", "-redis"} {
+	for _, flag := range []string{"-nats", "-redis", "-postgres"} {
 		t.Run(flag, func(t *testing.T) {
 			url := strings.TrimPrefix(flag, "-") + "://" + deadAddr(t)
 			p := startBinary(t, bin, flag, url, "-broker-wait", "300ms")
@@ -37,16 +38,62 @@ func TestUnreachableBrokerAtStartUpIsLoggedAndTheChatStartsAnyway(t *testing.T) 
 					t.Errorf("start-up log lacks %q:\n%s", want, log)
 				}
 			}
-			// And it serves: a member joins and is answered.
+			// And it serves: a member joins and is answered. With history
+			// (-redis, -postgres) nothing can be recorded, the member's
+			// joined included: its message is answered with an error frame.
 			c := wstest.Dial(t, roomURL(p.base, "local", "ann", ""))
-			expect(t, c, "joined", "ann", nil)
+			if flag == "-nats" {
+				expect(t, c, "joined", "ann", nil)
+				return
+			}
+			sendMessage(t, c, "anyone?")
+			if reason := expectError(t, c); reason != notRecorded {
+				t.Fatalf("error frame %q, want %q", reason, notRecorded)
+			}
 		})
+	}
+}
+
+// TestPostgresReachedAfterStartUpJoinsTheInstances: a chat started while
+// its PostgreSQL is down keeps trying; once the database answers, its
+// rooms, members who joined meanwhile included, are one with another
+// instance's.
+func TestPostgresReachedAfterStartUpJoinsTheInstances(t *testing.T) {
+	bin := chatBinary(t)
+	db := pgOwn(t)
+	db.stop()
+	A := startBinary(t, bin, "-postgres", db.url, "-broker-wait", "300ms")
+	room := fmt.Sprintf("late-%d", time.Now().UnixNano())
+	ann := wstest.Dial(t, roomURL(A.base, room, "ann", ""))
+	sendMessage(t, ann, "too early")
+	if reason := expectError(t, ann); reason != notRecorded {
+		t.Fatalf("error frame %q, want %q", reason, notRecorded)
+	}
+	db.restart(t)
+	wstest.WaitFor(t, "the chat to reach PostgreSQL", func() bool { return strings.Contains(A.stderr.String(), "broker reached") })
+
+	B := startBinary(t, bin, "-postgres", db.url)
+	bob := wstest.Dial(t, roomURL(B.base, room, "bob", ""))
+	expect(t, bob, "joined", "bob", nil)
+	expect(t, ann, "joined", "bob", nil) // ann's room subscribed once the database answered
+	sendMessage(t, ann, "hello from A")
+	expect(t, ann, "message", "ann", str("hello from A"))
+	expect(t, bob, "message", "ann", str("hello from A"))
+}
+
+// TestBrokerFlagsAreMutuallyExclusive: two brokers at once is refused at
+// start-up.
+func TestBrokerFlagsAreMutuallyExclusive(t *testing.T) {
+	bin := chatBinary(t)
+	out, err := exec.Command(bin, "-addr", "127.0.0.1:0", "-redis", "redis://"+deadAddr(t), "-postgres", "postgres://"+deadAddr(t)).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "not several") {
+		t.Fatalf("exit %v, want status 1 and the reason:\n%s", err, out)
 	}
 }
 
 func TestUnreachableRequiredBrokerAtStartUpExitsWithOne(t *testing.T) {
 	bin := chatBinary(t)
-	for _, flag := range []string{"-nats", "-redis"} {
+	for _, flag := range []string{"-nats", "-redis", "-postgres"} {
 		t.Run(flag, func(t *testing.T) {
 			url := strings.TrimPrefix(flag, "-") + "://" + deadAddr(t)
 			cmd := exec.Command(bin, "-addr", "127.0.0.1:0", flag, url, "-broker-wait", "300ms", "-broker-required")

@@ -47,3 +47,20 @@ func TestQuantile(t *testing.T) {
 		}
 	}
 }
+
+func TestIntField(t *testing.T) {
+	p := []byte(`{"type":"message","room":"r0","from":-1,"text":"seq: 3","seq":42,"sent":1700000000123456}`)
+	for _, c := range []struct {
+		key  string
+		want int64
+		ok   bool
+	}{{`"from":`, -1, true}, {`"seq":`, 42, true}, {`"sent":`, 1700000000123456, true}, {`"id":`, 0, false}} {
+		got, ok := intField(p, []byte(c.key))
+		if got != c.want || ok != c.ok {
+			t.Errorf("intField(%s) = %d, %v; want %d, %v", c.key, got, ok, c.want, c.ok)
+		}
+	}
+	if _, ok := intField([]byte(`{"seq":-}`), []byte(`"seq":`)); ok {
+		t.Error(`intField accepted "-" as a number`)
+	}
+}

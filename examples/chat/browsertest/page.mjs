@@ -1,17 +1,19 @@
 // Drives the chat page in Debian's Chromium through playwright-core.
 //
-//   node page.mjs SCENARIO BASE_URL
+//   node page.mjs SCENARIO BASE_URL [PROXY_URL]
 //
 // Each scenario prints what it checked and exits 0, or prints what failed
 // and exits 1. A line "@stop" or "@start" asks the Go test (browser_test.go)
-// to stop the chat server or start it again on the same port; the test
-// answers "ok" on stdin once it has. With WSROOM_SCREENSHOTS set to a
+// to stop the chat server or start it again on the same port, "@cut" or
+// "@heal" to cut the connections through PROXY_URL (a TCP proxy in front
+// of the server) and refuse new ones, or to let them through again; the
+// test answers "ok" on stdin once it has. With WSROOM_SCREENSHOTS set to a
 // folder, each scenario saves PNGs of the pages there.
 import { chromium } from 'playwright-core';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
 
-const [scenario, base] = process.argv.slice(2);
+const [scenario, base, proxied] = process.argv.slice(2);
 const WAIT = 10_000; // for any one thing to appear on a page
 const shots = process.env.WSROOM_SCREENSHOTS;
 
@@ -38,7 +40,7 @@ const browser = await chromium.launch({
 // Every page opened here is watched: a response of 404 (a missing favicon,
 // say) or an uncaught script error fails the scenario.
 const problems = [];
-async function openPage(name, where = '/') {
+async function openPage(name, where = '/', at = base) {
   const context = await browser.newContext({ viewport: { width: 760, height: 720 } });
   const page = await context.newPage();
   page.setDefaultTimeout(WAIT);
@@ -49,7 +51,7 @@ async function openPage(name, where = '/') {
     const send = WebSocket.prototype.send;
     WebSocket.prototype.send = function (data) { window.lastSocket = this; return send.call(this, data); };
   });
-  await page.goto(base + where);
+  await page.goto(at + where);
   return page;
 }
 
@@ -73,6 +75,10 @@ async function send(page, text) {
 }
 async function sees(page, who, text) {
   await page.locator('#messages li.message', { hasText: `${who}: ${text}` }).waitFor();
+}
+// count returns how many of the page's entries of kind read exactly text.
+async function count(page, kind, text) {
+  return page.$$eval('#messages li.' + kind, (ls, t) => ls.filter((l) => l.textContent.replace(/^\[[^\]]*\] /, '') === t).length, text);
 }
 async function shot(page, name) {
   if (shots) await page.screenshot({ path: path.join(shots, `${scenario}-${name}.png`) });
@@ -174,12 +180,55 @@ const scenarios = {
     await ask('start');
     await joined(alice, 'alice', 'ops');
     await joined(bob, 'bob', 'ops');
-    await statusSays(alice, '(reconnected)');
-    log('ok: both rejoined room ops under their own names');
+    // Without a broker the history was in the stopped process: a new epoch.
+    await statusSays(alice, '(reconnected, history lost');
+    await alice.locator('#messages li.lost', { hasText: 'reconnected: history lost' }).waitFor();
+    log('ok: both rejoined room ops under their own names, and read "history lost"');
     await send(alice, 'back again');
     await sees(bob, 'alice', 'back again');
     log('ok: bob sees alice\'s message after the restart');
     await shot(bob, 'reconnected');
+  },
+
+  // Alice's connection is cut (she reaches the server through a proxy the
+  // test cuts) while bob posts: her page reconnects on its own, resumes
+  // from the last event it showed, says what it recovered, and shows every
+  // message once.
+  async recover() {
+    if (!proxied) throw new Error('the recover scenario needs PROXY_URL');
+    const alice = await openPage('alice', '/', proxied), bob = await openPage('bob');
+    await join(alice, { room: 'resume', name: 'alice' });
+    await joined(alice, 'alice', 'resume');
+    await join(bob, { room: 'resume', name: 'bob' });
+    await joined(bob, 'bob', 'resume');
+    await alice.locator('#messages li.joined', { hasText: 'bob joined' }).waitFor();
+    await send(alice, 'before the cut');
+    await sees(alice, 'alice', 'before the cut');
+    await sees(bob, 'alice', 'before the cut');
+
+    await ask('cut');
+    await statusSays(alice, 'connection lost, reconnecting…');
+    await bob.locator('#messages li.left', { hasText: 'alice left' }).waitFor();
+    log('ok: alice\'s page reads "connection lost, reconnecting…", bob sees "alice left"');
+    const away = ['while you were away', 'second', 'third'];
+    for (const text of away) {
+      await send(bob, text);
+      await sees(bob, 'bob', text);
+    }
+    await ask('heal');
+    await statusSays(alice, 'recovered');
+    const notice = await alice.locator('#messages li.recovered').last().textContent();
+    check(notice === 'reconnected: recovered 4 messages', `alice's page says what it recovered: "${notice}" (bob's 3 and her own leaving)`);
+    check((await alice.textContent('#status')).includes('(reconnected, recovered 4 messages)'), 'and so does its status line');
+    for (const text of away) await sees(alice, 'bob', text);
+    await send(bob, 'live again');
+    await sees(alice, 'bob', 'live again');
+    for (const [who, text] of [['alice', 'before the cut'], ...away.map((t) => ['bob', t]), ['bob', 'live again']]) {
+      const n = await count(alice, 'message', `${who}: ${text}`);
+      check(n === 1, `alice's page shows "${who}: ${text}" once (${n})`);
+    }
+    check(await count(alice, 'joined', 'bob joined') === 1, 'and "bob joined" once');
+    await shot(alice, 'recovered');
   },
 
   // An error frame, here the endpoint's answer to input that is not JSON,
