@@ -13,42 +13,32 @@ import (
 	"github.com/wsroom/wsroom/natsbroker"
 )
 
-// BenchmarkRecordBesidePublish times messages from one Broker to another's
-// subscription on one nats-server with JetStream (file storage in a
-// temporary directory), at the broker's level (no rooms), one server for
-// every part so they run side by side:
+// BenchmarkRecordContention measures Record to SubscribeRecorded on one
+// nats-server with JetStream (file storage in a temporary directory), one
+// server for every part so they run side by side, beyond the one sender
+// of BenchmarkBroker (which runs Record beside Publish):
 //
-//   - publish: Publish to Subscribe, one sender back to back (core NATS,
-//     Publish does not wait for the server);
-//   - record: Record to SubscribeRecorded, one sender back to back (each
-//     Record waits for JetStream's acknowledgement);
+//   - record: one sender back to back, the baseline;
 //   - record-8-rooms: 8 senders, each recording into a room of its own;
 //   - record-contended: 2 processes recording into one room at once,
 //     which race for each offset (conflicts/record: the retries).
 //
-// Each reports messages/s; the record parts report their time per
-// message as a ratio to publish's (x-publish) when it ran, as
-// redisbroker's benchmark of the same name does.
-func BenchmarkRecordBesidePublish(b *testing.B) {
+// Each reports messages/s; the others report their time per message as a
+// ratio to record's (x-record) when it ran.
+func BenchmarkRecordContention(b *testing.B) {
 	payload := []byte(`{"seq":1,"text":"a chat message of a typical length, some sixty bytes long"}`)
 	ns := newJetStreamServer(b)
-	var publishRate float64
+	var recordRate float64
 	ratio := func(b *testing.B, rate float64) {
-		if publishRate > 0 {
-			b.ReportMetric(publishRate/rate, "x-publish")
+		if recordRate > 0 {
+			b.ReportMetric(recordRate/rate, "x-record")
 		}
 	}
-	b.Run("publish", func(b *testing.B) {
-		from, to := historyPair(b, ns)
-		done := countTo(b.N)
-		defer brokertest.Subscribe(b, to, "bench-publish", func([]byte) { done.add() })()
-		publishRate = benchSenders(b, done, 1, func(int) error { return from.Publish("bench-publish", payload) })
-	})
 	b.Run("record", func(b *testing.B) {
 		from, to := historyPair(b, ns)
 		done := countTo(b.N)
 		defer brokertest.SubscribeRecorded(b, to, "bench-record", func(wsroom.Position, []byte) { done.add() })()
-		ratio(b, benchSenders(b, done, 1, func(int) error { _, err := from.Record("bench-record", payload); return err }))
+		recordRate = benchSenders(b, done, 1, func(int) error { _, err := from.Record("bench-record", payload); return err })
 	})
 	b.Run("record-8-rooms", func(b *testing.B) {
 		from, to := historyPair(b, ns)
