@@ -122,7 +122,8 @@
 // room, or hears the room's records, publishes at once: one round trip.
 // A process's records of one room go one at a time, and never race each
 // other. Two processes recording back to back into one room retried 3.6
-// to 5.7% of their records, four 61 to 79% (see the README).
+// to 5.7% of their records, four 57 to 79% (see the README); a record
+// that has not won within the 2 seconds fails (see Record).
 //
 // A room without a record in the stream (new, all its records expired,
 // or the stream deleted or lost) starts a new epoch at its next Record:
