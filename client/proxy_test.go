@@ -17,8 +17,8 @@ type proxy struct {
 	wg     sync.WaitGroup
 
 	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	held  bool // new connections are closed at once
+	conns map[net.Conn]bool // socket → frozen: what it is sent is dropped
+	held  bool              // new connections are closed at once
 }
 
 // newProxy forwards a loopback port to target (an http:// URL's host),
@@ -29,7 +29,7 @@ func newProxy(t testing.TB, targetURL string) *proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proxy{ln: ln, target: strings.TrimPrefix(targetURL, "http://"), conns: map[net.Conn]struct{}{}}
+	p := &proxy{ln: ln, target: strings.TrimPrefix(targetURL, "http://"), conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(func() {
@@ -59,7 +59,7 @@ func (p *proxy) accept() {
 		p.mu.Lock()
 		held := p.held
 		if !held {
-			p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+			p.conns[in], p.conns[out] = false, false
 		}
 		p.mu.Unlock()
 		if held {
@@ -76,7 +76,7 @@ func (p *proxy) accept() {
 // pipe copies from src to dst until either ends, then closes both.
 func (p *proxy) pipe(dst, src net.Conn) {
 	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
+	_, _ = io.Copy(blackhole{p, dst}, src)
 	_ = dst.Close()
 	_ = src.Close()
 	p.mu.Lock()
@@ -96,6 +96,32 @@ func (p *proxy) Cut() int {
 		delete(p.conns, c)
 	}
 	return n
+}
+
+// Freeze makes the proxy drop everything sent on its connections of now,
+// both ways, without closing them: a network path that went silent.
+func (p *proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		p.conns[c] = true
+	}
+}
+
+// blackhole writes to a socket of the proxy, unless it is frozen.
+type blackhole struct {
+	p *proxy
+	net.Conn
+}
+
+func (b blackhole) Write(data []byte) (int, error) {
+	b.p.mu.Lock()
+	frozen := b.p.conns[b.Conn]
+	b.p.mu.Unlock()
+	if frozen {
+		return len(data), nil
+	}
+	return b.Conn.Write(data)
 }
 
 // Hold makes the proxy refuse (accept, then close) new connections while

@@ -248,3 +248,40 @@ func TestSendWhileReconnectingFailsFast(t *testing.T) {
 		t.Fatalf("got %+v, want the echo of back", m)
 	}
 }
+
+// A 503 at the connection cap is retried, after the Retry-After the
+// server asks for, up to the largest delay; the client gets in once a
+// place is free.
+func TestServiceUnavailableIsRetriedAfterRetryAfter(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	srv := newServer(t, 100, wsroom.WithMaxConnections(1))
+	p := newProxy(t, srv.URL)
+	st := newStatuses()
+	const hi = 50 * time.Millisecond
+	c := dial(t, deadline(t), p.URL("/room/cap"), client.WithBackoff(time.Millisecond, hi), client.WithStatus(st.add))
+	next := messages(t, c)
+	next() // joined
+	p.Hold(true)
+	p.Cut()
+	wstest.WaitFor(t, "the place to be free", func() bool { return srv.ep.Stats().Connections == 0 })
+	holder := wstest.Dial(t, srv.URL+"/room/cap")
+	p.Hold(false)
+	wstest.WaitFor(t, "a refusal", func() bool { return srv.ep.Stats().Refused > 0 })
+	holder.Close()
+	if m := next(); m.Type != "joined" {
+		t.Fatalf("once in: %+v", m)
+	}
+	var ue *client.UpgradeError
+	refused := 0
+	for _, s := range st.all() {
+		if s.Kind == client.Reconnecting && errors.As(s.Err, &ue) {
+			refused++
+			if ue.Status != 503 || ue.RetryAfter != 5*time.Second || s.Delay != hi {
+				t.Errorf("after %v (Retry-After %v): delay %v, want %v, Retry-After capped by the largest delay", ue, ue.RetryAfter, s.Delay, hi)
+			}
+		}
+	}
+	if refused == 0 {
+		t.Errorf("no attempt after a 503 in %v", st.all())
+	}
+}
