@@ -122,7 +122,7 @@ func TestDocumentedHistoryFramesAreWhatTheEndpointSends(t *testing.T) {
 		return "/?" + q.Encode()
 	}
 	recovered := wsroomtest.Dial[ClientMessage, json.RawMessage](t, srv, resume(pos.Seq)).ReceiveText() // missed 1
-	for range 5 { // more than the history keeps
+	for range 5 {                                                                                       // more than the history keeps
 		first.Send(ClientMessage{Type: "message"})
 	}
 	lost := wsroomtest.Dial[ClientMessage, json.RawMessage](t, srv, resume(pos.Seq)).ReceiveText()
