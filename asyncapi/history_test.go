@@ -121,8 +121,10 @@ func TestDocumentedHistoryFramesAreWhatTheEndpointSends(t *testing.T) {
 		q := url.Values{wsroom.QuerySince: {strconv.FormatUint(since, 10)}, wsroom.QueryEpoch: {pos.Epoch}}
 		return "/?" + q.Encode()
 	}
-	recovered := wsroomtest.Dial[ClientMessage, json.RawMessage](t, srv, resume(pos.Seq)).ReceiveText() // missed 1
-	for range 5 {                                                                                       // more than the history keeps
+	// Resuming after joined misses the message; then five more than the
+	// history keeps are published.
+	recovered := wsroomtest.Dial[ClientMessage, json.RawMessage](t, srv, resume(pos.Seq)).ReceiveText()
+	for range 5 {
 		first.Send(ClientMessage{Type: "message"})
 	}
 	lost := wsroomtest.Dial[ClientMessage, json.RawMessage](t, srv, resume(pos.Seq)).ReceiveText()
