@@ -31,9 +31,6 @@ func Example() {
 		log.Fatal(err) // refused (*client.UpgradeError), or unreachable
 	}
 	defer c.Close()
-	if err := c.Send(In{Text: "hi"}); err != nil {
-		log.Fatal(err) // client.ErrReconnecting: not sent, send again later
-	}
 	for msg, err := range c.Messages() {
 		if err != nil {
 			log.Fatal(err) // the end: closed for good, refused, or gave up
@@ -41,6 +38,9 @@ func Example() {
 		fmt.Println(msg.Seq, msg.Type)
 		if msg.Type == "echo" {
 			break
+		}
+		if err := c.Send(In{Text: "hi"}); err != nil {
+			log.Print(err) // client.ErrReconnecting: not sent, nothing queued
 		}
 	}
 	// Output:

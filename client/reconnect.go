@@ -3,6 +3,7 @@ package client
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"time"
@@ -28,6 +29,9 @@ func (c *Conn[Send, Recv]) run(l *link) {
 		if final {
 			c.final = cause
 			return
+		}
+		if wsroom.CloseStatus(cause) == 0 {
+			cause = fmt.Errorf("client: connection lost: %w", cause)
 		}
 		l = c.reconnect(cause)
 	}
