@@ -62,7 +62,7 @@ func (c *Conn[Send, Recv]) Send(v Send) error {
 	if l == nil {
 		return ErrReconnecting
 	}
-	_ = l.ws.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+	c.writeDeadline(l.ws)
 	if err := l.ws.WriteMessage(gws.OpcodeText, b); err != nil {
 		if c.ended() {
 			return fmt.Errorf("%w: %w", ErrClosed, err)
@@ -112,6 +112,13 @@ func (c *Conn[Send, Recv]) start(l *link) {
 		defer close(l.done)
 		l.ws.ReadLoop()
 	}()
+}
+
+// writeDeadline bounds the write about to be made on ws. Every write
+// sets it: the socket's deadline is one for all writes, and a past one
+// would fail the next.
+func (c *Conn[Send, Recv]) writeDeadline(ws *gws.Conn) {
+	_ = ws.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
 }
 
 // touch pushes the read deadline of ws back: something arrived.

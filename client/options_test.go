@@ -113,3 +113,28 @@ func TestSilentConnectionIsRedialled(t *testing.T) {
 		t.Fatalf("statuses %v, want a timeout, then a recovery", all)
 	}
 }
+
+// A client that answers the server's pings long after its last Send
+// stays connected: each write, pongs included, has its own deadline.
+func TestPongsLongAfterASendKeepTheConnection(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	srv := newServer(t, 100, wsroom.WithHeartbeat(10*time.Millisecond, 5*time.Second))
+	st := newStatuses()
+	c := dial(t, deadline(t), srv.url("pongs"),
+		client.WithWriteTimeout(20*time.Millisecond), client.WithHeartbeat(0, 0), client.WithStatus(st.add))
+	next := messages(t, c)
+	next() // joined
+	_ = c.Send(In{Text: "hi"})
+	next() // its echo
+	out := srv.ep.Stats().MessagesOut
+	wstest.WaitFor(t, "20 pings", func() bool { return srv.ep.Stats().MessagesOut >= out+20 })
+	if err := c.Send(In{Text: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(); m.Text != "again" {
+		t.Fatalf("got %+v, want the echo of again", m)
+	}
+	if n := st.count(client.Reconnecting); n != 0 || srv.ep.Stats().Accepted != 1 {
+		t.Errorf("%d reconnections, %d upgrades: a pong failed on a stale deadline", n, srv.ep.Stats().Accepted)
+	}
+}

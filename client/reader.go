@@ -23,6 +23,7 @@ func (r *reader[Send, Recv]) OnClose(_ *gws.Conn, err error) { r.l.err = err }
 
 func (r *reader[Send, Recv]) OnPing(ws *gws.Conn, payload []byte) {
 	r.c.touch(ws)
+	r.c.writeDeadline(ws)
 	_ = ws.WritePong(payload)
 }
 

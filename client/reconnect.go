@@ -51,7 +51,7 @@ func (c *Conn[Send, Recv]) hold(l *link) error {
 		case <-l.done:
 			return l.err
 		case <-tick:
-			_ = l.ws.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
+			c.writeDeadline(l.ws)
 			_ = l.ws.WritePing(nil)
 		case <-c.ctx.Done():
 			_ = l.ws.SetWriteDeadline(time.Now().Add(time.Second))
