@@ -31,7 +31,8 @@
 // it (1000, 1002, 1003, 1007, 1008, 1009, 1010, and the 3000-4999 codes of
 // libraries and applications) end the Conn: the range yields the error
 // last. Network errors, 5xx, 408, 429 and the closes 1001, 1005, 1006,
-// 1011, 1012, 1013 and 1014 are retried (503's Retry-After is honoured).
+// 1011, 1012, 1013 and 1014 are retried (a 503 or 429 Retry-After is
+// honoured, up to the largest delay of WithBackoff).
 //
 // # Sending
 //
