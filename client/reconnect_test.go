@@ -144,14 +144,23 @@ func TestContextAndCloseEndTheRange(t *testing.T) {
 			ctx, cancel := context.WithCancel(deadline(t))
 			st := newStatuses()
 			c := dial(t, ctx, p.URL("/room/end"), fast(client.WithStatus(st.add))...)
-			got := make(chan error, 1)
+			joined := make(chan struct{})
+			got := make(chan []error, 1) // the range's errors, nil for a message
 			go func() {
-				var last error
-				for _, err := range c.Messages() {
-					last = err
+				var all []error
+				for m, err := range c.Messages() {
+					if m.Type == "joined" {
+						close(joined)
+					}
+					all = append(all, err)
 				}
-				got <- last
+				got <- all
 			}()
+			select {
+			case <-joined:
+			case <-time.After(wstest.Timeout):
+				t.Fatal("no joined")
+			}
 			if tc.reconnecting {
 				p.Hold(true)
 				p.Cut()
@@ -163,12 +172,12 @@ func TestContextAndCloseEndTheRange(t *testing.T) {
 				cancel()
 			}
 			select {
-			case err := <-got:
-				if tc.close && err != nil {
-					t.Errorf("the range ended with %v after Close, want no error", err)
+			case all := <-got:
+				if tc.close && fmt.Sprint(all) != "[<nil>]" {
+					t.Errorf("the range yielded %v, want joined alone: after Close it ends without an error", all)
 				}
-				if !tc.close && !errors.Is(err, context.Canceled) {
-					t.Errorf("the range ended with %v, want context.Canceled", err)
+				if !tc.close && (len(all) != 2 || all[0] != nil || !errors.Is(all[1], context.Canceled)) {
+					t.Errorf("the range yielded %v, want joined, then context.Canceled", all)
 				}
 			case <-time.After(wstest.Timeout):
 				t.Fatal("the range did not end")
