@@ -27,6 +27,7 @@ type Conn[Send, Recv any] struct {
 	items   chan item[Recv] // what the range is to see, in order
 	stopped chan struct{}   // closed when the Conn has ended and its goroutines returned
 	final   error           // why it ended by itself; written before stopped is closed
+	level   int             // the backoff's exponent: failed attempts and short-lived connections in a row; run's alone
 
 	mu    sync.Mutex
 	link  *link           // the connection that is up, nil while reconnecting
@@ -37,6 +38,7 @@ type Conn[Send, Recv any] struct {
 // link is one connection of a Conn.
 type link struct {
 	ws   *gws.Conn
+	up   time.Time       // when its reader started
 	from wsroom.Position // the position it asked to resume after, zero if none
 	// asked: its upgrade asked to recover, so the server may send notices.
 	asked bool
@@ -104,6 +106,7 @@ func (c *Conn[Send, Recv]) ended() bool {
 
 // start makes l the Conn's connection and starts its reader.
 func (c *Conn[Send, Recv]) start(l *link) {
+	l.up = time.Now()
 	c.mu.Lock()
 	c.link = l
 	c.mu.Unlock()

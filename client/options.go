@@ -95,10 +95,12 @@ func WithHeartbeat(interval, timeout time.Duration) Option {
 	return func(c *config) { c.pingInterval, c.idleTimeout = interval, timeout }
 }
 
-// WithBackoff sets the reconnection delays: before attempt n, a delay
-// drawn uniformly from 0 to min(max, min·2ⁿ⁻¹) (full jitter, so that the
-// clients of a restarted server do not come back at once). Defaults
-// DefaultBackoffMin and DefaultBackoffMax.
+// WithBackoff sets the reconnection delays: the nth in a row is drawn
+// uniformly from 0 to min(max, min·2ⁿ⁻¹) (full jitter, so that the
+// clients of a restarted server do not come back at once). The count
+// starts again only once a connection has stayed up for max: a server
+// that closes connections as soon as they open is retried ever more
+// slowly, not hammered. Defaults DefaultBackoffMin and DefaultBackoffMax.
 func WithBackoff(min, max time.Duration) Option {
 	return func(c *config) { c.backoffMin, c.backoffMax = min, max }
 }

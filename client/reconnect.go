@@ -19,6 +19,9 @@ func (c *Conn[Send, Recv]) run(l *link) {
 	defer close(c.stopped)
 	for l != nil {
 		cause := c.hold(l)
+		if time.Since(l.up) >= c.cfg.backoffMax {
+			c.level = 0 // it was up long enough: back to the shortest delays
+		}
 		c.mu.Lock()
 		c.link = nil
 		c.mu.Unlock()
@@ -71,7 +74,8 @@ func (c *Conn[Send, Recv]) reconnect(cause error) *link {
 			c.final = &GaveUpError{Attempts: n, Err: cause}
 			return nil
 		}
-		delay := c.delay(attempt, cause)
+		c.level++
+		delay := c.delay(c.level, cause)
 		if !c.push(item[Recv]{status: &Status{Kind: Reconnecting, Attempt: attempt, Delay: delay, Err: cause}}) || !c.sleep(delay) {
 			return nil
 		}
@@ -95,7 +99,7 @@ func (c *Conn[Send, Recv]) reconnect(cause error) *link {
 	}
 }
 
-// delay is the wait before attempt n (from 1): full jitter over an
+// delay is the wait at backoff level n (from 1): full jitter over an
 // exponential bound, at least what a 503 or 429 asked for (up to the
 // largest delay).
 func (c *Conn[Send, Recv]) delay(n int, cause error) time.Duration {

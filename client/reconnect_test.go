@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"testing"
 	"time"
 
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/client"
 	"github.com/wsroom/wsroom/internal/wstest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // Closes that say the server is going or failed this once are retried,
@@ -292,5 +294,46 @@ func TestServiceUnavailableIsRetriedAfterRetryAfter(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Errorf("no attempt after a 503 in %v", st.all())
+	}
+}
+
+// A server that closes every connection as soon as it opens is retried
+// ever more slowly: a connection that did not stay up for the largest
+// delay does not start the backoff again.
+func TestConnectionsClosedAtOnceAreRetriedEverMoreSlowly(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ep := wsroom.New(func(c *wsroom.Conn[Out], msgs iter.Seq2[In, error]) error {
+		return &wsroom.CloseError{Code: wsroom.StatusInternalError, Reason: "broken"}
+	})
+	srv := wsroomtest.NewServer(t, ep)
+	st := newStatuses()
+	const lo, hi, reconnects = time.Millisecond, time.Second, 10
+	var c *client.Conn[In, Out]
+	c = dial(t, deadline(t), srv.URL, client.WithBackoff(lo, hi), client.WithStatus(func(s client.Status) {
+		st.add(s)
+		if st.count(client.Reconnecting) == reconnects {
+			_ = c.Close() // from the callback: the range ends
+		}
+	}))
+	for _, err := range c.Messages() {
+		t.Fatalf("the server sends nothing, the range yielded %v", err)
+	}
+	level, slow := 0, 0
+	for _, s := range st.all() {
+		if s.Kind != client.Reconnecting {
+			continue
+		}
+		level++
+		if s.Attempt != 1 {
+			t.Errorf("%+v: each reconnection succeeds at its first attempt", s)
+		}
+		if s.Delay > min(hi, lo<<(level-1)) {
+			t.Errorf("reconnection %d: delay %v over its bound", level, s.Delay)
+		} else if level > reconnects-3 && s.Delay > lo {
+			slow++
+		}
+	}
+	if slow == 0 {
+		t.Errorf("the last reconnections all waited at most %v: the backoff started again each time (%v)", lo, st.all())
 	}
 }
