@@ -15,7 +15,11 @@
 // recorded message of the room once, in order, across any number of
 // reconnects. The recovery notice is consumed by the Conn, never yielded.
 // When the history no longer covers the gap, the Conn says so
-// (NotRecovered) and goes on with the live stream.
+// (NotRecovered) and goes on with the live stream. A Conn follows one
+// position, so it recovers one room with history per connection, as the
+// server's protocol does. Recv may declare the fields seq and epoch
+// (omitempty) to see each recorded message's position; Position returns
+// the last one the range was given.
 //
 // What happens to the connection is reported by the callback given to
 // WithStatus, called from the goroutine that ranges over Messages, between
