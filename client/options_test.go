@@ -100,7 +100,7 @@ func TestSilentConnectionIsRedialled(t *testing.T) {
 	p := newProxy(t, srv.URL)
 	st := newStatuses()
 	c := dial(t, deadline(t), p.URL("/room/silent"),
-		fast(client.WithHeartbeat(20*time.Millisecond, 200*time.Millisecond), client.WithStatus(st.add))...)
+		fast(client.WithHeartbeat(50*time.Millisecond, time.Second), client.WithStatus(st.add))...)
 	next := messages(t, c)
 	next() // joined
 	p.Freeze()
@@ -109,7 +109,7 @@ func TestSilentConnectionIsRedialled(t *testing.T) {
 		t.Fatalf("got %+v, want msg 1, recovered", m)
 	}
 	var ne net.Error
-	if all := st.all(); len(all) < 3 || !errors.As(all[0].Err, &ne) || !ne.Timeout() || st.count(client.Recovered) != 1 {
+	if all := st.all(); len(all) < 3 || !errors.As(all[0].Err, &ne) || !ne.Timeout() || st.count(client.Recovered) == 0 {
 		t.Fatalf("statuses %v, want a timeout, then a recovery", all)
 	}
 }
@@ -121,13 +121,13 @@ func TestPongsLongAfterASendKeepTheConnection(t *testing.T) {
 	srv := newServer(t, 100, wsroom.WithHeartbeat(10*time.Millisecond, 5*time.Second))
 	st := newStatuses()
 	c := dial(t, deadline(t), srv.url("pongs"),
-		client.WithWriteTimeout(20*time.Millisecond), client.WithHeartbeat(0, 0), client.WithStatus(st.add))
+		client.WithWriteTimeout(200*time.Millisecond), client.WithHeartbeat(0, 0), client.WithStatus(st.add))
 	next := messages(t, c)
 	next() // joined
 	_ = c.Send(In{Text: "hi"})
 	next() // its echo
 	out := srv.ep.Stats().MessagesOut
-	wstest.WaitFor(t, "20 pings", func() bool { return srv.ep.Stats().MessagesOut >= out+20 })
+	wstest.WaitFor(t, "60 pings, over 600 ms", func() bool { return srv.ep.Stats().MessagesOut >= out+60 })
 	if err := c.Send(In{Text: "again"}); err != nil {
 		t.Fatal(err)
 	}
