@@ -138,3 +138,60 @@ func TestPongsLongAfterASendKeepTheConnection(t *testing.T) {
 		t.Errorf("%d reconnections, %d upgrades: a pong failed on a stale deadline", n, srv.ep.Stats().Accepted)
 	}
 }
+
+// A server that takes the TCP connection and never answers the upgrade
+// fails Dial after the dial timeout, and cancelling Dial's context stops
+// a dial at once.
+func TestDialTimeoutAndContextBoundTheDial(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				close(held)
+				return
+			}
+			held <- c // says nothing
+		}
+	}()
+	defer func() {
+		_ = ln.Close()
+		for c := range held {
+			_ = c.Close()
+		}
+	}()
+	url := "ws://" + ln.Addr().String() + "/"
+
+	start := time.Now()
+	_, err = client.Dial[In, Out](deadline(t), url, client.WithDialTimeout(100*time.Millisecond))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial to a silent server: %v, want the dial timeout", err)
+	}
+	if took := time.Since(start); took < 100*time.Millisecond || took > wstest.Timeout {
+		t.Errorf("Dial failed after %v, want the 100ms timeout", took)
+	}
+	_ = (<-held).Close()
+
+	ctx, cancel := context.WithCancel(deadline(t))
+	failed := make(chan error, 1)
+	go func() {
+		_, err := client.Dial[In, Out](ctx, url)
+		failed <- err
+	}()
+	c := <-held // connected, waiting for the upgrade
+	defer c.Close()
+	cancel()
+	select {
+	case err := <-failed:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Dial cancelled: %v, want context.Canceled", err)
+		}
+	case <-time.After(wstest.Timeout):
+		t.Fatal("cancelling the context did not stop the dial")
+	}
+}
