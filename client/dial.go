@@ -79,13 +79,13 @@ func (c *Conn[Send, Recv]) connect() (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The handshake reads and writes nc: closing it is how ctx stops it.
+	// The handshake reads and writes nc: closing it is how ctx, and so
+	// the dial timeout, stops it. gws's own timeout is only a backstop.
 	stop := context.AfterFunc(ctx, func() { _ = nc.Close() })
-	deadline, _ := ctx.Deadline()
 	ws, resp, err := gws.NewClientFromConn(&reader[Send, Recv]{c: c, l: l}, &gws.ClientOption{
 		Addr:               addr,
 		RequestHeader:      c.cfg.header.Clone(),
-		HandshakeTimeout:   time.Until(deadline),
+		HandshakeTimeout:   c.cfg.dialTimeout + time.Second,
 		ReadMaxPayloadSize: c.cfg.readLimit,
 		CheckUtf8Enabled:   true,
 	}, nc)
