@@ -68,6 +68,9 @@ func TestRangeSeesEveryRecordedMessageOnceInOrderAcrossCuts(t *testing.T) {
 	for _, s := range st.all() {
 		missed += s.Missed
 	}
+	if missed == 0 {
+		t.Error("no reconnect missed anything: the replay went untested")
+	}
 	t.Logf("%d messages, %d cuts, %d replayed by the server, %d statuses", total, cuts, missed, len(st.all()))
 	if pos := c.Position(); pos.Offset != seq || pos.Epoch == "" {
 		t.Errorf("Position %+v, want seq %d", pos, seq)
