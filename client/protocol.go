@@ -54,32 +54,42 @@ func validEpoch(epoch []byte) bool {
 
 // notice is the recovery notice.
 type notice struct {
-	Type      string `json:"type"`
-	Recovered *bool  `json:"recovered"`
-	Epoch     string `json:"epoch"`
-	Missed    *int   `json:"missed"`
+	Epoch     string
+	Recovered bool
+	Missed    int
 }
 
 // parseNotice returns the recovery notice data holds, and whether it is
-// one: exactly the notice's four fields, of their types.
+// one: exactly the notice's four fields, by their exact names (not
+// encoding/json's case-insensitive match), of their types.
 func parseNotice(data []byte) (notice, bool) {
 	if !bytes.HasPrefix(data, []byte(`{"type":"recovery",`)) {
 		return notice{}, false
 	}
-	var n notice
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	if d.Decode(&n) != nil || n.Type != "recovery" || n.Recovered == nil || n.Missed == nil || *n.Missed < 0 || n.Epoch == "" {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil || len(fields) != 4 {
 		return notice{}, false
 	}
-	return n, true
+	var n notice
+	var typ string
+	ok := read(fields["type"], &typ) && typ == "recovery" &&
+		read(fields["recovered"], &n.Recovered) &&
+		read(fields["epoch"], &n.Epoch) && n.Epoch != "" && len(n.Epoch) <= 64 && validEpoch([]byte(n.Epoch)) &&
+		read(fields["missed"], &n.Missed) && n.Missed >= 0
+	return n, ok
+}
+
+// read decodes the value of a field into v, and reports whether it was
+// one of v's type: null, which encoding/json lets through, is not.
+func read(raw json.RawMessage, v any) bool {
+	return len(raw) > 0 && raw[0] != 'n' && json.Unmarshal(raw, v) == nil
 }
 
 // status is the Status a notice reports.
 func (n notice) status() Status {
 	s := Status{Kind: NotRecovered, Position: wsroom.Position{Epoch: n.Epoch}}
-	if *n.Recovered {
-		s.Kind, s.Missed = Recovered, *n.Missed
+	if n.Recovered {
+		s.Kind, s.Missed = Recovered, n.Missed
 	}
 	return s
 }
