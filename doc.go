@@ -93,7 +93,9 @@
 // "recovered":false and the client joins afresh. PublishEphemeral sends
 // what is never recorded (typing signals). Histories are bounded by count
 // and age per room and by bytes per registry; the README has the protocol's
-// table and the defaults.
+// table and the defaults. The Go client in package client speaks this
+// protocol by itself: it reconnects, resumes, drops what it has had and
+// reports what it could not recover.
 //
 // # Slow consumers
 //

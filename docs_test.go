@@ -22,6 +22,7 @@ var exampleFiles = []string{
 	"pgbroker/example_test.go",
 	"redisbroker/example_test.go",
 	"wsroomtest/example_test.go", "asyncapi/example_test.go", "wsroomprom/example_test.go",
+	"client/example_test.go",
 }
 
 func TestDocSnippetsAreQuotedFromExamples(t *testing.T) {

@@ -20,10 +20,11 @@ type Channel struct {
 	params      map[string]string // path parameter → description
 	query       []queryParam
 	token       bool
+	history     bool
 	errorReply  *frame // nil: the endpoint sends none
 }
 
-type queryParam struct{ name, description string }
+type queryParam struct{ name, pattern, description string }
 
 // frame is a message the library itself sends beside the handler's Out.
 type frame struct {
@@ -37,6 +38,16 @@ type frame struct {
 const errorReplySchema = `{"type":"object","additionalProperties":false,"required":["type","error"],` +
 	`"properties":{"type":{"const":"error"},"error":{"type":"string",` +
 	`"description":"why the message was rejected; it names the offending field"}}}`
+
+// recoveryNoticeSchema is the shape of wsroom's recovery notice,
+// {"type":"recovery","recovered":true,"epoch":"...","missed":3}; a test
+// checks it against a real endpoint's notices.
+const recoveryNoticeSchema = `{"type":"object","additionalProperties":false,` +
+	`"required":["type","recovered","epoch","missed"],"properties":{` +
+	`"type":{"const":"recovery"},` +
+	`"recovered":{"type":"boolean","description":"true: the missed recorded messages follow, then the live stream; false: the history no longer covers the gap (or is another epoch's), nothing is replayed and the stream is a fresh join's"},` +
+	`"epoch":{"type":"string","pattern":"^[A-Za-z0-9_-]{1,64}$","description":"the room's current epoch"},` +
+	`"missed":{"type":"integer","minimum":0,"description":"how many recorded messages follow, replayed; 0 when not recovered"}}}`
 
 // An Option adds to what the document says of one endpoint.
 type Option func(*Channel)
@@ -72,8 +83,16 @@ func Param(name, description string) Option {
 // Query documents a query parameter the upgrade request may carry (in the
 // channel's WebSocket binding).
 func Query(name, description string) Option {
-	return func(c *Channel) { c.query = append(c.query, queryParam{name, description}) }
+	return func(c *Channel) { c.query = append(c.query, queryParam{name: name, description: description}) }
 }
+
+// History says the endpoint's rooms record what they publish
+// (wsroom.WithHistory), so the endpoint speaks wsroom's recovery
+// protocol: it sends recorded messages, Out with their position in front
+// (a message named after Out's, with "Recorded" appended), and the
+// recovery notice; the upgrade request's query may carry the position to
+// resume after (wsroom.QuerySince, wsroom.QueryEpoch).
+func History() Option { return func(c *Channel) { c.history = true } }
 
 // TokenAuth says the endpoint's guard is wsroom.RequireToken: a bearer
 // token in the Authorization header or, for browsers, in the token query
@@ -98,12 +117,20 @@ func ErrorReply(name string, schema []byte) Option {
 }
 
 // libraryFrames are the messages the library itself sends on the
-// endpoint, beside Out: the error reply today. A recovery notice and
-// presence frames join this list as the library grows them.
+// endpoint, beside Out: the error reply, and the recovery notice of an
+// endpoint with History. Presence frames join this list as the library
+// grows them.
 func (c *Channel) libraryFrames() []frame {
 	var fs []frame
 	if c.errorReply != nil {
 		fs = append(fs, *c.errorReply)
+	}
+	if c.history {
+		fs = append(fs, frame{
+			name:    "wsroomRecoveryNotice",
+			summary: "The answer to an upgrade that asked to resume (since, epoch): whether what was missed follows.",
+			schema:  []byte(recoveryNoticeSchema),
+		})
 	}
 	return fs
 }

@@ -6,8 +6,10 @@
 // net/http mux pattern, with a parameter for each wildcard. The document
 // describes the server: its receive operation carries In's schema, its
 // send operation Out's and the library's own frames (the error reply of
-// wsroom.InvalidReply), and both carry the security of the endpoint's
-// guard when TokenAuth says it is wsroom.RequireToken. Schemas come from
+// wsroom.InvalidReply; with History, recorded messages with their
+// position and the recovery notice, and the since and epoch query
+// parameters of a client that resumes), and both carry the security of
+// the endpoint's guard when TokenAuth says it is wsroom.RequireToken. Schemas come from
 // the endpoint itself (Endpoint.Schemas): the document cannot drift from
 // the types the endpoint validates against.
 //

@@ -91,7 +91,7 @@ func (b *builder) add(c Channel) error {
 	} else if len(ps) > 0 {
 		ch["parameters"] = ps
 	}
-	ch["bindings"] = map[string]any{"ws": wsBinding(c.query)}
+	ch["bindings"] = map[string]any{"ws": wsBinding(c.queryParams())}
 
 	in, out := c.ep.Schemas()
 	inName, err := b.message(id+"In", "", in)
@@ -103,6 +103,13 @@ func (b *builder) add(c Channel) error {
 		return err
 	}
 	sends := []string{outName}
+	if c.history {
+		name, err := b.recorded(outName)
+		if err != nil {
+			return err
+		}
+		sends = append(sends, name)
+	}
 	for _, f := range c.libraryFrames() {
 		name, err := b.message(f.name, f.summary, f.schema)
 		if err != nil {
@@ -154,6 +161,37 @@ func (b *builder) message(fallback, summary string, schema []byte) (string, erro
 	return name, nil
 }
 
+// recorded adds the message of a recorded Out: the schema of the
+// message named out, with the position the room writes in front, and
+// returns its name.
+func (b *builder) recorded(out string) (string, error) {
+	var s map[string]any
+	raw, _ := json.Marshal(b.schemas[out]) // a deep copy: the two schemas part ways
+	if err := json.Unmarshal(raw, &s); err != nil || s["type"] != "object" {
+		return "", fmt.Errorf("asyncapi: History: the schema of %s is no object, and a recorded message must be one", out)
+	}
+	props, _ := s["properties"].(map[string]any)
+	if props == nil {
+		props = map[string]any{}
+		s["properties"] = props
+	}
+	props["seq"] = map[string]any{"type": "integer", "minimum": 1,
+		"description": "The message's offset in the room's history, counted from 1 (wsroom.QuerySince resumes after it)."}
+	props["epoch"] = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+		"description": "The room's history the offset belongs to (wsroom.QueryEpoch); another epoch means that history was lost."}
+	req, _ := s["required"].([]any)
+	s["required"] = append([]any{"seq", "epoch"}, slices.DeleteFunc(req, func(r any) bool { return r == "seq" || r == "epoch" })...)
+	name := out + "Recorded"
+	if err := b.schema(name, s); err != nil {
+		return "", err
+	}
+	if _, ok := b.messages[name]; !ok {
+		b.messages[name] = map[string]any{"name": name, "contentType": "application/json", "payload": ref(componentsPrefix + name),
+			"summary": "A recorded message (wsroom.WithHistory): " + out + " with its position, seq and epoch, as its first fields. Messages published as ephemeral are " + out + " alone."}
+	}
+	return name, nil
+}
+
 // schema adds a schema to the components; one name holds one schema.
 func (b *builder) schema(name string, s any) error {
 	if old, ok := b.schemas[name]; ok && !reflect.DeepEqual(old, s) {
@@ -198,6 +236,18 @@ func parameters(c Channel, names []string) (map[string]any, error) {
 	return ps, nil
 }
 
+// queryParams are the query parameters the channel documents: the
+// recovery protocol's with History, then those given by Query.
+func (c *Channel) queryParams() []queryParam {
+	if !c.history {
+		return c.query
+	}
+	return append([]queryParam{
+		{name: "since", pattern: "^[0-9]+$", description: "To resume: the seq of the last recorded message received (wsroom.QuerySince). The server then first sends the recovery notice and, if recovered, the missed messages. Given without epoch, or not a non-negative integer: 400, no upgrade."},
+		{name: "epoch", description: "To resume: the epoch of that message (wsroom.QueryEpoch), required with since."},
+	}, c.query...)
+}
+
 // wsBinding is the channel's WebSocket binding: the upgrade is a GET, with
 // the query parameters given.
 func wsBinding(query []queryParam) map[string]any {
@@ -205,7 +255,11 @@ func wsBinding(query []queryParam) map[string]any {
 	if len(query) > 0 {
 		props := map[string]any{}
 		for _, q := range query {
-			props[q.name] = map[string]any{"type": "string", "description": q.description}
+			p := map[string]any{"type": "string", "description": q.description}
+			if q.pattern != "" {
+				p["pattern"] = q.pattern
+			}
+			props[q.name] = p
 		}
 		b["query"] = map[string]any{"type": "object", "properties": props}
 	}
