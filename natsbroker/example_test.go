@@ -64,3 +64,54 @@ func Example() {
 	srv := &http.Server{Addr: ":3000", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	log.Fatal(srv.ListenAndServe())
 }
+
+// Rooms with history keep it in JetStream: every instance gives a room's
+// recorded messages the same positions, and a member that drops from one
+// instance recovers on another (the server runs with JetStream enabled:
+// nats-server -js).
+func ExampleWithHistory() {
+	type Msg struct {
+		Type string `json:"type"`
+		User string `json:"user"`
+		Text string `json:"text,omitempty"`
+	}
+	nc, err := nats.Connect(nats.DefaultURL, nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer nc.Drain()
+
+	// Each room keeps its last 1,000 records, each for 10 minutes.
+	broker, err := natsbroker.New(nc, natsbroker.WithHistory(1000, 10*time.Minute))
+	if err != nil {
+		log.Fatal(err) // JetStream not enabled, or the stream refused
+	}
+	defer broker.Close()
+
+	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker), wsroom.WithHistory(1000, 10*time.Minute))
+	chat := wsroom.New(func(c *wsroom.Conn[Msg], msgs iter.Seq2[Msg, error]) error {
+		user := c.Request().URL.Query().Get("user")
+		room := rooms.Room(c.Request().PathValue("room"))
+		// A client that reconnects with ?since=SEQ&epoch=EPOCH first
+		// gets what it missed, then the live stream.
+		leave, err := room.Join(c, Msg{Type: "joined", User: user})
+		if err != nil {
+			return err
+		}
+		defer leave()
+		for msg, err := range msgs {
+			if err != nil {
+				return err
+			}
+			// While NATS is down the error wraps wsroom.ErrNotRecorded:
+			// the message reached nobody, the sender can be told.
+			_ = room.Publish(Msg{Type: "message", User: user, Text: msg.Text})
+		}
+		return nil
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /chat/{room}", chat)
+	srv := &http.Server{Addr: ":3000", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Fatal(srv.ListenAndServe())
+}

@@ -17,9 +17,10 @@ import (
 // natsServer is a real nats-server running in the test process on
 // 127.0.0.1, which can be stopped and started again on the same port.
 type natsServer struct {
-	tb   testing.TB
-	srv  *server.Server
-	port int
+	tb       testing.TB
+	srv      *server.Server
+	port     int
+	storeDir string // JetStream's, kept across restarts; "" without JetStream
 }
 
 // newServer starts a server on a free port; it is shut down at cleanup.
@@ -32,14 +33,27 @@ func newServer(tb testing.TB) *natsServer {
 	return ns
 }
 
+// newJetStreamServer starts a server with JetStream enabled, storing in
+// a directory of the test's that outlives restarts.
+func newJetStreamServer(tb testing.TB) *natsServer {
+	tb.Helper()
+	ns := &natsServer{tb: tb, port: server.RANDOM_PORT, storeDir: tb.TempDir()}
+	ns.start()
+	ns.port = ns.srv.Addr().(*net.TCPAddr).Port
+	tb.Cleanup(ns.stop)
+	return ns
+}
+
 // start runs a new server on ns's port.
 func (ns *natsServer) start() {
 	ns.tb.Helper()
 	srv, err := server.NewServer(&server.Options{
-		Host:   "127.0.0.1",
-		Port:   ns.port,
-		NoLog:  true,
-		NoSigs: true,
+		Host:      "127.0.0.1",
+		Port:      ns.port,
+		NoLog:     true,
+		NoSigs:    true,
+		JetStream: ns.storeDir != "",
+		StoreDir:  ns.storeDir,
 	})
 	if err != nil {
 		ns.tb.Fatal(err)

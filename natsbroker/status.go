@@ -21,8 +21,9 @@ type statusWatch struct {
 	done   sync.WaitGroup
 }
 
-// start begins watching nc.
-func (w *statusWatch) start(nc *nats.Conn) {
+// start begins watching nc; reconnected is called, on the watcher, each
+// time the connection is connected again after it was not.
+func (w *statusWatch) start(nc *nats.Conn, reconnected func()) {
 	changed := nc.StatusChanged()
 	w.status.Store(int32(nc.Status()))
 	w.stop = make(chan struct{})
@@ -33,7 +34,9 @@ func (w *statusWatch) start(nc *nats.Conn) {
 			select {
 			case <-changed:
 				st := nc.Status()
-				w.status.Store(int32(st))
+				if old := nats.Status(w.status.Swap(int32(st))); st == nats.CONNECTED && old != nats.CONNECTED {
+					reconnected()
+				}
 				if st == nats.CLOSED {
 					return
 				}

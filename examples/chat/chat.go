@@ -34,9 +34,10 @@ type ChatMessage struct {
 }
 
 // The reasons of the error frames a sender alone receives while the broker
-// is unavailable. Without history (-nats) a message reaches this
-// instance's members and no others; with history a message that cannot be
-// recorded reaches nobody, since it has no place in the room's order.
+// is unavailable. Without history (a broker that keeps none) a message
+// reaches this instance's members and no others; with history a message
+// that cannot be recorded reaches nobody, since it has no place in the
+// room's order.
 const (
 	notRelayed  = "your message reached only the members on this server: the broker linking the chat servers is unavailable"
 	notRecorded = "your message was not sent: the broker keeping the chat's history is unavailable; send it again in a moment"

@@ -209,7 +209,7 @@ func parsePosition(m map[string]json.RawMessage, f *chatFrame) error {
 	switch f.Type {
 	case "message", "joined", "left":
 		if !hasSeq && !hasEpoch {
-			return nil // a chat without history (-nats)
+			return nil // a chat without history
 		}
 	case "typing":
 		if hasSeq || hasEpoch {

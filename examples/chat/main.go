@@ -13,8 +13,8 @@
 //
 // Rooms keep a history, the last 1,000 events of each for 5 minutes, so
 // that a member who reconnects recovers what it missed: in-process without
-// a broker, in Redis with -redis, in PostgreSQL with -postgres. With -nats
-// rooms have no history (natsbroker keeps none yet).
+// a broker, in Redis with -redis, in PostgreSQL with -postgres, in a
+// JetStream stream with -nats (the server runs with JetStream: nats-server -js).
 //
 // The WebSocket contract, also served as an AsyncAPI 3.0 document at
 // /asyncapi.json: GET /chat/room/{roomId}?username=NAME upgrades, and
@@ -58,7 +58,7 @@ func main() {
 	token := flag.String("token", "", "require this token (Authorization: Bearer, or ?token=) to connect")
 	var allowed origins
 	flag.Var(&allowed, "origin", "also allow WebSocket upgrades from pages on this host pattern (repeatable), such as *.example.com")
-	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT; rooms keep no history (natsbroker keeps none yet)")
+	natsURL := flag.String("nats", "", "join rooms with other instances through this NATS server, nats://HOST:PORT, with JetStream enabled; rooms keep their history in a JetStream stream")
 	redisURL := flag.String("redis", "", "join rooms with other instances through this Redis server, redis://HOST:PORT; rooms keep their history there")
 	postgresURL := flag.String("postgres", "", "join rooms with other instances through this PostgreSQL database, postgres://USER@HOST:PORT/DB?sslmode=disable; rooms keep their history there")
 	var bc brokerConfig
