@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -42,6 +43,12 @@ func TestAsyncAPIDocumentIsServedAndValid(t *testing.T) {
 	}
 	if got := d.Channels["chatRoom"].Address; got != "/chat/room/{roomId}" {
 		t.Fatalf("channel chatRoom at %q, want /chat/room/{roomId}", got)
+	}
+	// The chat records its events: the document says how to resume.
+	for _, want := range []string{`"wsroomRecoveryNotice"`, `"since"`, `"epoch"`} {
+		if !bytes.Contains(doc, []byte(want)) {
+			t.Errorf("the document has no %s", want)
+		}
 	}
 }
 
