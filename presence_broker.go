@@ -11,8 +11,8 @@ import (
 // registry whose broker is a PresenceBroker register there the members
 // that join with As.
 //
-// Entries are leased: each process puts its entries with a lease and puts
-// them again, every quarter of the lease, for as long as they are here,
+// Entries are leased: each process puts its entries with a lease and
+// refreshes them, every quarter of the lease, for as long as they are here,
 // so that a process that dies without a goodbye loses its entries when
 // their lease runs out. The survivors then claim the expired entries and
 // publish each one's leave message (LeaveWith): ClaimExpired hands each
@@ -31,6 +31,12 @@ type PresenceBroker interface {
 	// PutPresence stores entries in room, each replacing the one of the
 	// same ID, and leases them until lease from now.
 	PutPresence(room string, entries []PresenceRecord, lease time.Duration) error
+	// RefreshPresence leases room's entries of these IDs until lease from
+	// now, and returns the IDs it does not hold (the broker lost them, or
+	// another process claimed them as expired): the caller puts those
+	// again. It is what keeps entries alive, sending IDs, not whole
+	// entries.
+	RefreshPresence(room string, ids []string, lease time.Duration) (missing []string, err error)
 	// DropPresence removes room's entries of these IDs; an ID that is not
 	// there is no error.
 	DropPresence(room string, ids []string) error

@@ -48,10 +48,10 @@ func (ps *presences) run(stop <-chan struct{}) {
 	}
 }
 
-// tick drops what left during an outage, puts every present entry again
-// with a new lease (which also registers them anew after the broker lost
-// them), and, once the broker has answered for a whole lease, claims the
-// expired entries of the rooms this process has members in.
+// tick drops what left during an outage, renews the lease of every
+// present entry (and puts again those the broker lost), and, once the
+// broker has answered for a whole lease, claims the expired entries of
+// the rooms this process has members in.
 //
 // Waiting for a lease of answers is what keeps a live member from being
 // announced gone after an outage: every process that was cut off has
@@ -92,20 +92,36 @@ func (ps *presences) tick() {
 	ps.mu.Unlock()
 }
 
-// refresh puts room's present entries again, and reports whether the
-// broker took them.
+// refresh renews the leases of room's present entries and puts again
+// those the broker no longer holds; it reports whether the broker took
+// it all.
 func (ps *presences) refresh(room string, rp *roomPresence) bool {
 	rp.io.Lock()
 	defer rp.io.Unlock()
 	ps.mu.Lock()
-	recs := make([]PresenceRecord, 0, len(rp.entries))
-	for _, x := range rp.entries {
-		recs = append(recs, *x)
+	ids := make([]string, 0, len(rp.entries))
+	for id := range rp.entries {
+		ids = append(ids, id)
 	}
 	ps.mu.Unlock()
-	if len(recs) == 0 {
+	if len(ids) == 0 {
 		return true
 	}
+	missing, err := ps.broker.RefreshPresence(room, ids, ps.lease)
+	if err != nil {
+		return false
+	}
+	if len(missing) == 0 {
+		return true
+	}
+	ps.mu.Lock()
+	recs := make([]PresenceRecord, 0, len(missing))
+	for _, id := range missing {
+		if x := rp.entries[id]; x != nil {
+			recs = append(recs, *x)
+		}
+	}
+	ps.mu.Unlock()
 	return ps.broker.PutPresence(room, recs, ps.lease) == nil
 }
 
@@ -132,7 +148,7 @@ func (ps *presences) sweep(room string, rp *roomPresence) {
 	}
 	for _, x := range expired {
 		if x.Owner == ps.owner && ps.isPresent(room, x.ID) {
-			ps.refresh(room, rp)
+			ps.refresh(room, rp) // puts it again: it is missing now
 			continue
 		}
 		ps.claimed.Add(1)

@@ -147,13 +147,16 @@ func leaseRunsOut(t *testing.T, pair PresencePair) {
 	}
 }
 
-// refreshExtends: putting an entry again with a new lease keeps it from
-// expiring when its first lease runs out.
+// refreshExtends: refreshing an entry keeps it from expiring when its
+// first lease runs out, and names the IDs the broker does not hold.
 func refreshExtends(t *testing.T, pair PresencePair) {
 	a, b := pair(t)
 	x := record("a1", "1", "ann")
 	put(t, a, "refresh", time.Millisecond, x)
-	put(t, a, "refresh", time.Minute, x)
+	missing, err := a.RefreshPresence("refresh", []string{x.ID, "a1-unknown"}, time.Minute)
+	if err != nil || fmt.Sprint(missing) != "[a1-unknown]" {
+		t.Fatalf("RefreshPresence returned %v, %v; want [a1-unknown] missing", missing, err)
+	}
 	start := time.Now()
 	wstest.WaitFor(t, "the first lease to pass", func() bool { return time.Since(start) > 20*time.Millisecond })
 	if got := claim(t, b, "refresh"); len(got) != 0 {

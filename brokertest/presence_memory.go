@@ -74,6 +74,27 @@ func (b *memPresenceBroker) PutPresence(room string, entries []wsroom.PresenceRe
 	return nil
 }
 
+func (b *memPresenceBroker) RefreshPresence(room string, ids []string, lease time.Duration) ([]string, error) {
+	if b.isDown() {
+		return nil, errDown{}
+	}
+	m := b.pres
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var missing []string
+	expires := time.Now().Add(lease)
+	for _, id := range ids {
+		e, ok := m.rooms[room][id]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		e.expires = expires
+		m.rooms[room][id] = e
+	}
+	return missing, nil
+}
+
 func (b *memPresenceBroker) DropPresence(room string, ids []string) error {
 	if b.isDown() {
 		return errDown{}

@@ -51,6 +51,27 @@ redis.call('pexpire', KEYS[2], keep)
 return (#ARGV - 1) / 2
 `)
 
+// refreshScript leases the entries it is given until now + lease, as
+// putScript does, and returns the IDs of those the hash does not hold.
+//
+// KEYS: entries hash, expiries sorted set. ARGV: lease in ms, then the
+// IDs.
+var refreshScript = redis.NewScript(presenceNow + `
+local lease = tonumber(ARGV[1])
+local missing = {}
+for i = 2, #ARGV do
+	if redis.call('hexists', KEYS[1], ARGV[i]) == 1 then
+		redis.call('zadd', KEYS[2], now + lease, ARGV[i])
+	else
+		missing[#missing + 1] = ARGV[i]
+	end
+end
+local keep = math.max(4 * lease, 60000)
+redis.call('pexpire', KEYS[1], keep)
+redis.call('pexpire', KEYS[2], keep)
+return missing
+`)
+
 // dropScript removes entries. KEYS: entries hash, expiries sorted set.
 // ARGV: the IDs.
 var dropScript = redis.NewScript(`
@@ -118,7 +139,34 @@ func (b *Broker) PutPresence(room string, entries []wsroom.PresenceRecord, lease
 		}
 		args = append(args, x.ID, data)
 	}
-	return b.presenceCommand(room, putScript, args)
+	_, err := b.presenceCommand(room, putScript, args)
+	return err
+}
+
+// RefreshPresence leases room's entries of ids until lease from now and
+// returns the IDs the room's hash does not hold, in one script that
+// sends IDs, not entries. It is bounded and fails like PutPresence.
+func (b *Broker) RefreshPresence(room string, ids []string, lease time.Duration) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 1+len(ids))
+	args = append(args, max(lease.Milliseconds(), 1))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	res, err := b.presenceCommand(room, refreshScript, args)
+	if err != nil {
+		return nil, err
+	}
+	vals, _ := res.([]any)
+	missing := make([]string, 0, len(vals))
+	for _, v := range vals {
+		if id, ok := v.(string); ok {
+			missing = append(missing, id)
+		}
+	}
+	return missing, nil
 }
 
 // DropPresence removes room's entries of ids, in one script. It is
@@ -131,28 +179,29 @@ func (b *Broker) DropPresence(room string, ids []string) error {
 	for i, id := range ids {
 		args[i] = id
 	}
-	return b.presenceCommand(room, dropScript, args)
+	_, err := b.presenceCommand(room, dropScript, args)
+	return err
 }
 
 // presenceCommand runs a script that changes room's presence, as Publish
 // runs a PUBLISH: bounded by the publish timeout, through the breaker.
-func (b *Broker) presenceCommand(room string, script *redis.Script, args []any) error {
+func (b *Broker) presenceCommand(room string, script *redis.Script, args []any) (any, error) {
 	b.publishing.RLock() // Close waits for commands in progress
 	defer b.publishing.RUnlock()
 	if b.closed.Load() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
 	if err := b.breaker.allow(); err != nil {
-		return fmt.Errorf("redisbroker: presence in room %q: %w", room, err)
+		return nil, fmt.Errorf("redisbroker: presence in room %q: %w", room, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.publishTimeout)
 	defer cancel()
-	err := script.Run(ctx, b.client, b.presenceKeys(room), args...).Err()
+	res, err := script.Run(ctx, b.client, b.presenceKeys(room), args...).Result()
 	b.settle(err)
 	if err != nil {
-		return fmt.Errorf("redisbroker: presence in room %q: %w", room, err)
+		return nil, fmt.Errorf("redisbroker: presence in room %q: %w", room, err)
 	}
-	return nil
+	return res, nil
 }
 
 // ReadPresence returns room's entries whose lease has not run out, by

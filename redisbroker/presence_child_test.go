@@ -77,7 +77,7 @@ type child struct {
 // startChild starts a presence instance on the Redis at addr, with prefix
 // and lease, as a child process of the test; it is killed at cleanup if
 // the test has not killed it.
-func startChild(t *testing.T, addr, prefix string, lease time.Duration) *child {
+func startChild(t testing.TB, addr, prefix string, lease time.Duration) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", childEnv, addr, prefix, lease.Milliseconds()))
