@@ -36,7 +36,7 @@ func (ps *presences) failed() {
 // run refreshes the registry's entries every quarter of the lease, until
 // stop is closed.
 func (ps *presences) run(stop <-chan struct{}) {
-	t := time.NewTicker(ps.lease / 4)
+	t := time.NewTicker(max(ps.lease/4, time.Millisecond))
 	defer t.Stop()
 	for {
 		select {

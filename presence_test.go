@@ -403,3 +403,54 @@ func joinAndLeave(base, room, user string) error {
 	}
 	return nil
 }
+
+// TestLeavingIsAnnouncedOnceWhicheverWayTheMemberLeaves: a member whose
+// handler returns without calling leave, one that calls it twice, and one
+// with LeaveWith but no key are each announced gone exactly once, after
+// they are out of the presence.
+func TestLeavingIsAnnouncedOnceWhicheverWayTheMemberLeaves(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	rooms := wsroom.NewRooms[presOut]()
+	_, srv := serve(t, func(c *wsroom.Conn[presOut], msgs iter.Seq2[presOut, error]) error {
+		room := rooms.Room("w")
+		user := c.Request().URL.Query().Get("user")
+		opts := []wsroom.JoinOption{wsroom.LeaveWith(presOut{Type: "left", User: user})}
+		if user != "anonymous" {
+			opts = append(opts, wsroom.As(user, nil))
+		}
+		leave, err := room.Join(c, presOut{Type: "joined", User: user}, opts...)
+		if err != nil {
+			return err
+		}
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		if user == "twice" {
+			leave()
+			leave()
+		}
+		return nil // the others leave as the handler returns
+	})
+	watcher := dialAs(t, srv.URL, "w", "watcher")
+	for _, user := range []string{"returns", "twice", "anonymous"} {
+		c := dialAs(t, srv.URL, "w", user)
+		if m := nextPres(t, watcher); m != (presOut{Type: "joined", User: user}) {
+			t.Fatalf("watcher got %+v, want %s's joined", m, user)
+		}
+		c.Close()
+		if m := nextPres(t, watcher); m != (presOut{Type: "left", User: user}) {
+			t.Fatalf("watcher got %+v, want %s's left", m, user)
+		}
+		if got := who(t, rooms, "w"); got != "watcher:1" {
+			t.Fatalf("presence %q after %s left, want watcher:1", got, user)
+		}
+	}
+	if err := rooms.Room("w").Publish(presOut{Type: "marker"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := nextPres(t, watcher); m.Type != "marker" {
+		t.Fatalf("watcher got %+v after the last left, want the marker: a leave was announced twice", m)
+	}
+}
