@@ -37,6 +37,25 @@ func TestPresenceAcrossARedisRestart(t *testing.T) {
 	brokertest.PresenceOutage(t, presencePair(srv.Addr), srv.Stop, func() { srv.Restart(t) })
 }
 
+// The same when Redis saves its data on the way down and loads it back:
+// the entries come back expired, and still nobody claims them, since every
+// instance renews its own first.
+func TestPresenceAcrossARedisRestartThatKeepsItsData(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	srv := ownRedis(t)
+	admin := newClient(t, srv.Addr)
+	stop := func() {
+		_ = admin.ShutdownSave(t.Context()).Err() // the connection ends with the server: no reply
+		srv.Stop()                                // reaps the process
+	}
+	brokertest.PresenceOutage(t, presencePair(srv.Addr), stop, func() {
+		srv.Restart(t)
+		if n, err := admin.DBSize(t.Context()).Result(); err != nil || n == 0 {
+			t.Fatalf("Redis came back with %d keys (%v): it did not keep its data", n, err)
+		}
+	})
+}
+
 func TestAMemberKilledWithItsProcessIsAnnouncedGoneOnceEverywhere(t *testing.T) {
 	killTest(t, 2*time.Second, 15*time.Second)
 }
