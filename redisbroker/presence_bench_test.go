@@ -1,3 +1,5 @@
+//go:build unix
+
 package redisbroker_test
 
 import (
@@ -6,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +27,10 @@ import (
 // with -benchtime=1x.
 func BenchmarkPresenceTraffic(b *testing.B) {
 	const members, rooms, rounds = 10000, 100, 3
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < members+256 {
+		b.Skipf("%d members need %d file descriptors in this process (and the instance's); ulimit -n is %d", members, members+256, lim.Cur)
+	}
 	srv := ownRedis(b)
 	admin := newClient(b, srv.Addr)
 	before := redisInfo(b, admin)
