@@ -34,7 +34,7 @@ type PresenceInstance struct {
 // TestLease is the presence lease of the test instances: short, so that
 // expiry is seen within a test, long enough for a loaded machine to
 // refresh in time.
-const TestLease = time.Second
+const TestLease = 2 * time.Second
 
 // StartPresenceInstance serves a presence instance on b, with lease, on a
 // real socket until cleanup.
