@@ -168,67 +168,25 @@ func TestMetaIsTheFirstConnectionsAndSurvivesLaterTabs(t *testing.T) {
 func TestPresenceIsExactWhileMembersJoinAndLeave(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	const workers, rounds = 8, 15
-	var (
-		mu                               sync.Mutex
-		started, returned, leaving, gone = map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
-	)
-	mark := func(set map[string]bool) func(string) {
-		return func(u string) { mu.Lock(); set[u] = true; mu.Unlock() }
-	}
+	log := newJoinLog()
 	rooms := wsroom.NewRooms[presOut]()
-	base := presenceServer(t, rooms, presenceHooks{joining: mark(started), joined: mark(returned), leaving: mark(leaving), left: mark(gone)})
-	copySets := func(keep, drop map[string]bool) map[string]bool {
-		mu.Lock()
-		defer mu.Unlock()
-		out := map[string]bool{}
-		for u := range keep {
-			if !drop[u] {
-				out[u] = true
-			}
-		}
-		return out
-	}
-	stop := make(chan struct{})
-	checked := make(chan error, 1)
+	base := presenceServer(t, rooms, presenceHooks{
+		joining: log.mark(log.started), joined: log.mark(log.returned),
+		leaving: log.mark(log.leaving), left: log.mark(log.gone),
+	})
+	stop, checked := make(chan struct{}), make(chan error, 1)
 	go func() {
-		var n int
-		defer func() { checked <- fmt.Errorf("%d snapshots checked", n) }()
-		for {
+		for n := 0; ; n++ {
 			select {
 			case <-stop:
+				checked <- fmt.Errorf("%d snapshots checked", n)
 				return
 			default:
 			}
-			joinedBefore := copySets(returned, nil)
-			finished := copySets(gone, nil)
-			p, err := rooms.Room("x").Presence(context.Background())
-			if err != nil {
+			if err := log.check(rooms.Room("x")); err != nil {
 				checked <- err
 				return
 			}
-			mayHave := copySets(started, finished) // begun to join by the snapshot's end, and not gone before it began
-			leavingAfter := copySets(leaving, nil)
-			mustHave := map[string]bool{} // joined before it began, and not begun to leave by its end
-			for u := range joinedBefore {
-				if !leavingAfter[u] {
-					mustHave[u] = true
-				}
-			}
-			have := map[string]bool{}
-			for e := range p.All() {
-				have[e.Key] = true
-				if !mayHave[e.Key] {
-					checked <- fmt.Errorf("snapshot shows %s, which had not begun to join or had left", e.Key)
-					return
-				}
-			}
-			for u := range mustHave {
-				if !have[u] {
-					checked <- fmt.Errorf("snapshot misses %s, whose Join had returned", u)
-					return
-				}
-			}
-			n++
 		}
 	}()
 	var wg sync.WaitGroup
@@ -252,11 +210,69 @@ func TestPresenceIsExactWhileMembersJoinAndLeave(t *testing.T) {
 	}
 	wstest.WaitFor(t, "every member to leave", func() bool { return rooms.Stats().Present == 0 })
 	close(stop)
-	if err := <-checked; !strings.HasSuffix(err.Error(), "snapshots checked") {
+	err := <-checked
+	if !strings.HasSuffix(err.Error(), "snapshots checked") {
 		t.Fatal(err)
-	} else {
-		t.Log(err)
 	}
+	t.Log(err)
+}
+
+// joinLog records which members began and ended Join and leave.
+type joinLog struct {
+	mu                               sync.Mutex
+	started, returned, leaving, gone map[string]bool
+}
+
+func newJoinLog() *joinLog {
+	return &joinLog{started: map[string]bool{}, returned: map[string]bool{}, leaving: map[string]bool{}, gone: map[string]bool{}}
+}
+
+// mark returns a hook that adds its user to set.
+func (l *joinLog) mark(set map[string]bool) func(string) {
+	return func(u string) {
+		l.mu.Lock()
+		set[u] = true
+		l.mu.Unlock()
+	}
+}
+
+// minus returns the users in keep and not in drop.
+func (l *joinLog) minus(keep, drop map[string]bool) map[string]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]bool{}
+	for u := range keep {
+		if !drop[u] {
+			out[u] = true
+		}
+	}
+	return out
+}
+
+// check takes one snapshot of room and says what it got wrong: a member
+// that had not begun to join by its end or had left before it began, or
+// a miss of one whose Join returned before it began and that had not
+// begun to leave by its end.
+func (l *joinLog) check(room *wsroom.Room[presOut]) error {
+	joinedBefore, goneBefore := l.minus(l.returned, nil), l.minus(l.gone, nil)
+	p, err := room.Presence(context.Background())
+	if err != nil {
+		return err
+	}
+	mayHave, leavingAfter := l.minus(l.started, goneBefore), l.minus(l.leaving, nil)
+	have := map[string]bool{}
+	for e := range p.All() {
+		have[e.Key] = true
+		if !mayHave[e.Key] {
+			return fmt.Errorf("snapshot shows %s, which had not begun to join or had left", e.Key)
+		}
+	}
+	for u := range joinedBefore {
+		if !have[u] && !leavingAfter[u] {
+			return fmt.Errorf("snapshot misses %s, whose Join had returned", u)
+		}
+	}
+	return nil
 }
 
 // TestJoinAndLeaveAnnouncementsMatchThePresence: a member receiving
