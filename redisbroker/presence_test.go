@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/brokertest"
+	"github.com/wsroom/wsroom/internal/redistest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/redisbroker"
 )
@@ -56,8 +57,11 @@ func TestPresenceAcrossARedisRestartThatKeepsItsData(t *testing.T) {
 	})
 }
 
+// Three instances, one killed, then Redis restarted under the two others.
 func TestAMemberKilledWithItsProcessIsAnnouncedGoneOnceEverywhere(t *testing.T) {
-	killTest(t, 2*time.Second, 15*time.Second)
+	t.Parallel()
+	srv := ownRedis(t)
+	killTest(t, srv.Addr, 2*time.Second, 15*time.Second).restartRedis(t, srv)
 }
 
 // With the default lease, a killed process's members are gone from the
@@ -66,7 +70,8 @@ func TestWithTheDefaultLeaseAKilledProcessIsGoneWithin30Seconds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the default lease, about 25 s: skipped under -short")
 	}
-	killTest(t, wsroom.DefaultPresenceLease, 30*time.Second)
+	t.Parallel()
+	killTest(t, redisAddr(t), wsroom.DefaultPresenceLease, 30*time.Second)
 }
 
 // killTest runs three instances, each a process of its own with lease, and
@@ -74,9 +79,8 @@ func TestWithTheDefaultLeaseAKilledProcessIsGoneWithin30Seconds(t *testing.T) {
 // once one instance is killed with SIGKILL, its member is gone from the
 // survivors' presence within expiry, and its "left" reaches each
 // surviving member exactly once, announced by one survivor.
-func killTest(t *testing.T, lease, expiry time.Duration) {
-	t.Parallel()
-	addr, prefix := redisAddr(t), uniquePrefix(t)
+func killTest(t *testing.T, addr string, lease, expiry time.Duration) *survivors {
+	prefix := uniquePrefix(t)
 	a, b, c := startChild(t, addr, prefix, lease), startChild(t, addr, prefix, lease), startChild(t, addr, prefix, lease)
 	ann := brokertest.DialPresence(t, a.URL, "k", "ann")
 	bob := brokertest.DialPresence(t, b.URL, "k", "bob")
@@ -112,6 +116,41 @@ func killTest(t *testing.T, lease, expiry time.Duration) {
 	brokertest.ExpectOnly(t, bob, "bob")
 	if claimed := a.stats(t).PresenceClaimed + b.stats(t).PresenceClaimed; claimed != 1 {
 		t.Fatalf("the survivors claimed %d entries, want cat's alone", claimed)
+	}
+	return &survivors{a: a, b: b, ann: ann, bob: bob, lease: lease}
+}
+
+// survivors are the two instances a killTest left, each with its member.
+type survivors struct {
+	a, b     *child
+	ann, bob *brokertest.Client
+	lease    time.Duration
+}
+
+// restartRedis stops Redis (which keeps nothing) for a lease and a half
+// and starts it again: no live member is announced gone, nothing is
+// claimed, and presence converges on both survivors.
+func (s *survivors) restartRedis(t *testing.T, srv *redistest.Server) {
+	ea, eb := s.a.stats(t).PresenceErrors, s.b.stats(t).PresenceErrors
+	claimed := s.a.stats(t).PresenceClaimed + s.b.stats(t).PresenceClaimed
+	srv.Stop()
+	wstest.WaitFor(t, "both survivors to fail a refresh", func() bool {
+		return s.a.stats(t).PresenceErrors > ea && s.b.stats(t).PresenceErrors > eb
+	})
+	down := time.Now()
+	wstest.WaitWithin(t, 2*s.lease, "a lease and a half to pass", func() bool { return time.Since(down) > 3*s.lease/2 })
+	srv.Restart(t)
+	took := awaitWho(t, wstest.Timeout, "k", "ann:1 bob:1", s.a, s.b)
+	t.Logf("presence converged on both survivors %v after Redis restarted", took)
+	back := time.Now()
+	la, lb := s.a.stats(t).PresenceLeases, s.b.stats(t).PresenceLeases
+	wstest.WaitWithin(t, 2*s.lease+wstest.Timeout, "the survivors to claim again", func() bool {
+		return time.Since(back) > 2*s.lease && s.a.stats(t).PresenceLeases >= la+2 && s.b.stats(t).PresenceLeases >= lb+2
+	})
+	brokertest.ExpectOnly(t, s.ann, "ann")
+	brokertest.ExpectOnly(t, s.bob, "bob")
+	if now := s.a.stats(t).PresenceClaimed + s.b.stats(t).PresenceClaimed; now != claimed {
+		t.Fatalf("%d live entries claimed as dead after the restart", now-claimed)
 	}
 }
 
