@@ -97,6 +97,19 @@
 // protocol by itself: it reconnects, resumes, drops what it has had and
 // reports what it could not recover.
 //
+// # Presence
+//
+// A member that joins with As(key, meta) is present in the room until it
+// leaves; LeaveWith(m) gives the message the room publishes then.
+// Room.Presence returns who is here, one entry per key with a count of
+// its connections, sorted by key. In-process it is exact: present from
+// the moment the member's announcement is sent until it leaves. With a
+// PresenceBroker (redisbroker) it spans instances: entries are leased
+// (DefaultPresenceLease) and renewed, and when an instance dies, one
+// survivor claims each of its expired entries and publishes its leave
+// message, so each dead connection is announced gone exactly once.
+// Presence is bounded per room (WithPresenceLimits).
+//
 // # Slow consumers
 //
 // Each connection has a bounded send queue (WithSendQueue; 16,384 frames and

@@ -17,7 +17,7 @@ import (
 
 // exampleFiles are the files whose Example functions the docs may quote.
 var exampleFiles = []string{
-	"example_test.go",
+	"example_test.go", "presence_example_test.go", "redisbroker/presence_example_test.go",
 	"natsbroker/example_test.go",
 	"pgbroker/example_test.go",
 	"redisbroker/example_test.go",

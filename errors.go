@@ -96,3 +96,14 @@ var ErrBroker = errors.New("wsroom: not delivered to other processes")
 // published: tell the sender, do not end the handler. Such publishes are
 // counted in RoomsStats.BrokerErrors.
 var ErrNotRecorded = errors.New("wsroom: not recorded, so delivered to nobody")
+
+// ErrPresenceFull is wrapped by the error Join returns, and the member has
+// not joined, when it would be present under a key new to the room and
+// the room already has as many keys present in this process as
+// WithPresenceLimits allows.
+var ErrPresenceFull = errors.New("wsroom: presence full")
+
+// ErrPresenceEntryTooLarge is wrapped by the error Join returns, and the
+// member has not joined, when its key, metadata and leave message
+// together are over the entry bound of WithPresenceLimits.
+var ErrPresenceEntryTooLarge = errors.New("wsroom: presence entry too large")

@@ -246,6 +246,10 @@ type roomsConfig struct {
 	historySize  int
 	historyTTL   time.Duration
 	historyBytes int64
+	// Presence; zeros take the defaults.
+	presenceLease   time.Duration
+	presenceEntries int
+	presenceBytes   int
 }
 
 // WithMaxRooms caps the rooms that may have subscribers at once; a
@@ -285,4 +289,24 @@ func WithHistory(size int, ttl time.Duration) RoomsOption {
 // WithHistory it does nothing.
 func WithHistoryBytes(n int64) RoomsOption {
 	return func(cfg *roomsConfig) { cfg.historyBytes = n }
+}
+
+// WithPresenceLease sets how long a PresenceBroker keeps the registry's
+// presence entries without a refresh; the registry refreshes them every
+// quarter of it, and claims others' expired entries as often. Default
+// DefaultPresenceLease. Every process sharing rooms should use the same
+// lease: a shorter one announces a dead process's members sooner, and
+// loses the entries of a process cut off from the broker sooner too.
+func WithPresenceLease(d time.Duration) RoomsOption {
+	return func(cfg *roomsConfig) { cfg.presenceLease = d }
+}
+
+// WithPresenceLimits bounds each room's presence in this process: at most
+// entries keys present (the connections of a present key are not
+// counted), each entry at most entryBytes of key, metadata JSON and leave
+// message JSON together. A Join past them fails with ErrPresenceFull or
+// ErrPresenceEntryTooLarge, and nobody else notices. Zeros take
+// DefaultPresenceEntries and DefaultPresenceEntryBytes.
+func WithPresenceLimits(entries, entryBytes int) RoomsOption {
+	return func(cfg *roomsConfig) { cfg.presenceEntries, cfg.presenceBytes = entries, entryBytes }
 }

@@ -50,7 +50,7 @@ func (r *Room[M]) publishRecorded(m *M) error {
 // records m as its announcement (Join). A connection that asked to recover
 // (QuerySince) is first sent the recovery notice and what it missed; then
 // its announcement; then, with no gap, every later recorded message.
-func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
+func (r *Room[M]) enterRecorded(c *Conn[M], m *M, p *presenceJoin[M]) (leave func(), err error) {
 	var obj []byte
 	if m != nil {
 		var e *encoder
@@ -61,7 +61,7 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
 		}
 	}
 	if r.rooms.historyBroker != nil {
-		return r.enterThroughBroker(c, m, obj)
+		return r.enterThroughBroker(c, m, obj, p)
 	}
 	hs := r.rooms.history
 	leave, err = r.subscribe(&subscriber[M]{member: c}, func(_ *Room[M], old *members[M]) func() {
@@ -76,6 +76,7 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M) (leave func(), err error) {
 		r.rooms.recorded.Add(1)
 		_ = c.conn.enqueue(frame) // before c is visible to any publisher
 		return func() {
+			p.enter()
 			old.deliver(*m, frame)
 			h.mu.Unlock()
 		}
@@ -161,7 +162,7 @@ func checkRecordable[M any](cfg roomsConfig) error {
 // then skips those messages should they arrive again; a fresh joiner's
 // own announcement must come first, so what arrives before its position
 // is known is held, then dropped if older.
-func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte) (leave func(), err error) {
+func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte, p *presenceJoin[M]) (leave func(), err error) {
 	s := &subscriber[M]{member: c}
 	fresh := c.conn.resume == nil
 	var h *history
@@ -179,6 +180,7 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte) (leave func()
 	if err != nil || m == nil {
 		return leave, err
 	}
+	p.enter()
 	pos, err := r.rooms.historyBroker.Record(r.name, obj)
 	if err != nil {
 		r.rooms.brokerErrors.Add(1) // the announcement reached nobody; the joiner is in all the same

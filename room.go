@@ -24,6 +24,8 @@ type Rooms[M any] struct {
 	// positions; nil: this process does.
 	historyBroker HistoryBroker
 
+	presence *presences // the members present (Join with As), here and at a PresenceBroker
+
 	brokerErrors, remoteDelivered, remoteInvalid, refused atomic.Int64
 	recorded, recovered, notRecovered                     atomic.Int64
 }
@@ -34,7 +36,8 @@ func NewRooms[M any](opts ...RoomsOption) *Rooms[M] {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	rs := &Rooms[M]{broker: cfg.broker, maxRooms: int64(cfg.maxRooms)}
+	rs := &Rooms[M]{broker: cfg.broker, maxRooms: int64(cfg.maxRooms), presence: newPresences(cfg)}
+	rs.presence.announce = rs.announceLeave
 	if cfg.history {
 		if err := checkRecordable[M](cfg); err != nil {
 			panic(err)
@@ -231,7 +234,7 @@ func (rs *Rooms[M]) toBroker(room string, frame []byte) error {
 // broker never makes Subscribe fail.
 func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 	if r.rooms.history != nil {
-		return r.enterRecorded(c, nil)
+		return r.enterRecorded(c, nil, nil)
 	}
 	return r.subscribe(&subscriber[M]{member: c}, nil)
 }
@@ -246,13 +249,28 @@ func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 // did not confirm within BrokerReadyTimeout), so whatever is published
 // from then on, in any process, reaches it.
 //
-// The error is ErrTooManyRooms (see Subscribe) or an encoding error, and c
-// has then not joined. A broker never makes Join fail: when it cannot take
-// m, c is in the room all the same, members in other processes miss the
-// announcement, and the failure is counted in RoomsStats.BrokerErrors.
-func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
+// Options add presence: As makes c present in the room under a key (see
+// Presence), LeaveWith gives the message published when c leaves.
+//
+// The error is ErrTooManyRooms (see Subscribe), an encoding error, an
+// error of the options (ErrPresenceFull, ErrPresenceEntryTooLarge, a bad
+// key, a leave message of another type), and c has then not joined. A
+// broker never makes Join fail: when it cannot take m, c is in the room
+// all the same, members in other processes miss the announcement, and the
+// failure is counted in RoomsStats.BrokerErrors.
+func (r *Room[M]) Join(c *Conn[M], m M, opts ...JoinOption) (leave func(), err error) {
+	p, err := r.prepareJoin(opts)
+	if err != nil {
+		return func() {}, err
+	}
+	leave, err = r.join(c, m, p)
+	return p.finish(c, leave, err)
+}
+
+// join is Join once its options are checked.
+func (r *Room[M]) join(c *Conn[M], m M, p *presenceJoin[M]) (leave func(), err error) {
 	if r.rooms.history != nil {
-		return r.enterRecorded(c, &m)
+		return r.enterRecorded(c, &m, p)
 	}
 	frame, err := encodeFrame(&m)
 	if err != nil {
@@ -267,6 +285,7 @@ func (r *Room[M]) Join(c *Conn[M], m M) (leave func(), err error) {
 	if err != nil {
 		return leave, err
 	}
+	p.enter()
 	old.deliver(m, frame)
 	_ = r.rooms.toBroker(r.name, frame) // counted; see the doc comment
 	return leave, nil

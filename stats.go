@@ -64,6 +64,10 @@ type RoomsStats struct {
 	HistoryBytes    int64 // bytes of the frames the histories keep now
 	Recovered       int64 // members that asked to recover and were given all they missed
 	NotRecovered    int64 // members that asked to recover and could not be: another epoch, or more missed than is kept
+	Present         int64 // presence entries of this process now (members that joined As a key)
+	PresenceLeases  int64 // rounds of the lease loop: entries refreshed at the PresenceBroker, expired ones claimed
+	PresenceClaimed int64 // expired entries of other processes this one claimed, and announced gone
+	PresenceErrors  int64 // calls to the PresenceBroker that failed
 }
 
 // Stats returns a snapshot of the registry's counters.
@@ -77,6 +81,10 @@ func (rs *Rooms[M]) Stats() RoomsStats {
 		Recorded:        rs.recorded.Load(),
 		Recovered:       rs.recovered.Load(),
 		NotRecovered:    rs.notRecovered.Load(),
+		Present:         rs.presence.count(),
+		PresenceLeases:  rs.presence.refreshes.Load(),
+		PresenceClaimed: rs.presence.claimed.Load(),
+		PresenceErrors:  rs.presence.errors.Load(),
 	}
 	if rs.history != nil {
 		st.HistoryBytes = rs.history.bytes.Load()

@@ -42,6 +42,16 @@
 // error wsroom wraps in [wsroom.ErrBroker], joins do not wait, and every
 // room is subscribed again once the server is back, without user code.
 //
+// [RunPresence] checks a [wsroom.PresenceBroker]: entries put by one
+// process are read by the other, field for field, and gone once dropped;
+// leases run out and refreshes extend them; every expired entry is
+// claimed exactly once while both processes claim at once; rooms are kept
+// apart; and on two complete instances, presence across them and a dead
+// process's members announced gone once. [PresenceOutage] checks that an
+// outage of the server, whether it keeps its data or not, announces no
+// live member gone. [MemoryPresence] is an in-process bus that passes
+// both.
+//
 // # Helpers
 //
 // The suite's parts are exported for an adapter's own tests: [Subscribe]

@@ -22,6 +22,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	presenceChildMain() // a presence instance of the kill test, if started as one
 	code := m.Run()
 	redistest.StopShared()
 	os.Exit(code)

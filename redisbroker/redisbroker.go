@@ -162,6 +162,28 @@
 // failed connection, can record a message that returned an error, or
 // record it twice.
 //
+// # Presence
+//
+// A Broker is a wsroom.PresenceBroker: rooms of a registry whose members
+// join As a key keep their presence in Redis. Room r has two keys, under
+// the hash tag of its history's:
+//
+//	<prefix>:{<h>}p:<r>   a hash: entry ID → the entry's JSON (wsroom.PresenceRecord)
+//	<prefix>:{<h>}e:<r>   a sorted set: entry ID, scored by when its lease runs out
+//
+// Every operation is one Lua script, and leases run on Redis's clock
+// (TIME), so the processes' clocks need not agree. PutPresence writes
+// entries and their expiries; RefreshPresence moves the expiries of the
+// IDs the hash holds and returns the others; DropPresence removes;
+// ReadPresence returns the entries whose lease runs; ClaimExpired removes
+// up to 1000 expired entries per run and returns them. Redis runs a script
+// alone, so each expired entry is returned to one caller only: the
+// survivor that announces it. Both keys expire four leases (a minute at
+// least) after the room's last put or refresh. Put and refresh fail like
+// Publish (at once with ErrUnavailable while Redis is known unreachable);
+// a Redis restart that loses the keys is repaired by the next refresh,
+// which puts back what is missing.
+//
 // # Clients and versions
 //
 // The client belongs to the caller, who closes it after the Broker. It is

@@ -119,6 +119,10 @@ func NewEndpointCollector(ep StatsSource, opts ...Option) prometheus.Collector {
 //	wsroom_history_bytes                      gauge    bytes of the frames the histories keep now
 //	wsroom_recoveries_total                   counter  members given all they missed on reconnecting
 //	wsroom_recoveries_failed_total            counter  members that could not be recovered
+//	wsroom_presence_entries                   gauge    presence entries of this process now
+//	wsroom_presence_lease_rounds_total        counter  rounds of the presence lease loop
+//	wsroom_presence_claimed_total             counter  expired entries of other processes claimed and announced gone
+//	wsroom_presence_errors_total              counter  calls to the PresenceBroker that failed
 func NewRoomsCollector(rooms RoomsStatsSource, opts ...Option) prometheus.Collector {
 	return newCollector(rooms.Stats, []spec[wsroom.RoomsStats]{
 		{"rooms", "Rooms with subscribers now (or first ones waiting for the broker).", gauge, func(s wsroom.RoomsStats) int64 { return s.Rooms }},
@@ -130,5 +134,9 @@ func NewRoomsCollector(rooms RoomsStatsSource, opts ...Option) prometheus.Collec
 		{"history_bytes", "Bytes of the frames the rooms' histories keep now.", gauge, func(s wsroom.RoomsStats) int64 { return s.HistoryBytes }},
 		{"recoveries_total", "Members that asked to recover on reconnecting and were given all they missed.", counter, func(s wsroom.RoomsStats) int64 { return s.Recovered }},
 		{"recoveries_failed_total", "Members that asked to recover and could not be: another epoch, or more missed than the history keeps.", counter, func(s wsroom.RoomsStats) int64 { return s.NotRecovered }},
+		{"presence_entries", "Presence entries of this process now: members that joined As a key.", gauge, func(s wsroom.RoomsStats) int64 { return s.Present }},
+		{"presence_lease_rounds_total", "Rounds of the presence lease loop: entries renewed at the PresenceBroker, expired ones claimed.", counter, func(s wsroom.RoomsStats) int64 { return s.PresenceLeases }},
+		{"presence_claimed_total", "Expired presence entries of other processes this one claimed and announced gone.", counter, func(s wsroom.RoomsStats) int64 { return s.PresenceClaimed }},
+		{"presence_errors_total", "Calls to the PresenceBroker that failed.", counter, func(s wsroom.RoomsStats) int64 { return s.PresenceErrors }},
 	}, opts)
 }
