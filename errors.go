@@ -88,11 +88,12 @@ var (
 // return the error. Such publishes are counted in RoomsStats.BrokerErrors.
 var ErrBroker = errors.New("wsroom: not delivered to other processes")
 
-// ErrNotRecorded is wrapped by the error Publish returns in a registry
-// with history whose HistoryBroker could not record the message (it is
-// down, reconnecting, or refused it): the message has no position, so it
-// reached nobody, not even this process's members (unlike ErrBroker), and
-// a retry publishes it anew. Nothing is wrong with the connection that
+// ErrNotRecorded is wrapped by the error Publish (or Join, for the
+// joiner's announcement) returns in a registry with history whose
+// HistoryBroker could not record the message (it is down, reconnecting,
+// or refused it): the message has no position, so it reached nobody, not
+// even this process's members (unlike ErrBroker), and a retry publishes
+// it anew. A joiner is in the room all the same. Nothing is wrong with the connection that
 // published: tell the sender, do not end the handler. Such publishes are
 // counted in RoomsStats.BrokerErrors.
 var ErrNotRecorded = errors.New("wsroom: not recorded, so delivered to nobody")

@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -74,24 +75,25 @@ func (p *presenceJoin[M]) finish(c *Conn[M], leave func(), err error) (func(), e
 	if p == nil {
 		return leave, err
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrNotRecorded) {
 		if p.rec != nil {
 			p.room.rooms.presence.release(p.room.name, p.rp, p.rec)
 		}
 		return leave, err
 	}
+	// Joined (err, if any, says the announcement was not recorded).
 	m := &membership{leave: p.depart}
 	if !c.conn.join(m) {
 		// The handler has ended meanwhile: the member left the room at
 		// once, and now leaves its presence.
 		p.depart()
-		return leave, nil
+		return leave, err
 	}
 	return func() {
 		c.conn.forget(m)
 		leave()
 		p.depart()
-	}, nil
+	}, err
 }
 
 // depart takes the member out of the room's presence, here and at the

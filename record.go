@@ -203,6 +203,9 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte, p *presenceJo
 		s.awaiting.Store(false)
 		h.mu.Unlock()
 	}
+	if err != nil {
+		return leave, fmt.Errorf("%w: room %q: the announcement: %w", ErrNotRecorded, r.name, err)
+	}
 	return leave, nil
 }
 

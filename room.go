@@ -255,9 +255,12 @@ func (r *Room[M]) Subscribe(c *Conn[M]) (unsubscribe func(), err error) {
 // The error is ErrTooManyRooms (see Subscribe), an encoding error, an
 // error of the options (ErrPresenceFull, ErrPresenceEntryTooLarge, a bad
 // key, a leave message of another type), and c has then not joined. A
-// broker never makes Join fail: when it cannot take m, c is in the room
-// all the same, members in other processes miss the announcement, and the
-// failure is counted in RoomsStats.BrokerErrors.
+// broker never keeps c out: when it cannot take m, c is in the room all
+// the same (leave removes it), and the failure is counted in
+// RoomsStats.BrokerErrors. Without history, members in other processes
+// miss the announcement and the error is nil. With a HistoryBroker, m has
+// no position, so it reached nobody, c included, and the error wraps
+// ErrNotRecorded: tell the member, and go on serving it.
 func (r *Room[M]) Join(c *Conn[M], m M, opts ...JoinOption) (leave func(), err error) {
 	p, err := r.prepareJoin(opts)
 	if err != nil {

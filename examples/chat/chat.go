@@ -33,14 +33,15 @@ type ChatMessage struct {
 	Error     string  `json:"error,omitempty"`
 }
 
-// The reasons of the error frames a sender alone receives while the broker
-// is unavailable. Without history (a broker that keeps none) a message
-// reaches this instance's members and no others; with history a message
-// that cannot be recorded reaches nobody, since it has no place in the
-// room's order.
+// The reasons of the error frames a sender (or joiner) alone receives
+// while the broker is unavailable. Without history (a broker that keeps
+// none) a message reaches this instance's members and no others; with
+// history a message, or a joiner's announcement, that cannot be recorded
+// reaches nobody, since it has no place in the room's order.
 const (
-	notRelayed  = "your message reached only the members on this server: the broker linking the chat servers is unavailable"
-	notRecorded = "your message was not sent: the broker keeping the chat's history is unavailable; send it again in a moment"
+	notRelayed      = "your message reached only the members on this server: the broker linking the chat servers is unavailable"
+	notRecorded     = "your message was not sent: the broker keeping the chat's history is unavailable; send it again in a moment"
+	joinNotRecorded = "you are in the room, but the others could not be told you joined: the broker keeping the chat's history is unavailable"
 )
 
 // timestampLayout is RFC 3339 with milliseconds, as JavaScript's toISOString.
@@ -84,7 +85,11 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 			username = "Anonymous"
 		}
 		leave, err := room.Join(c, newMessage("joined", username, nil))
-		if err != nil {
+		switch {
+		case errors.Is(err, wsroom.ErrNotRecorded):
+			// In the room all the same; the others could not be told.
+			_ = c.Send(ChatMessage{Type: "error", Error: joinNotRecorded})
+		case err != nil:
 			return err
 		}
 		defer func() {

@@ -126,9 +126,13 @@ func outage(t *testing.T, history bool, baseA, baseB, room string, a1, a2, b1 *w
 	inRoom(t, a1, a2)
 	// Members who join during the outage are let in at once. With history
 	// their joined cannot be recorded, so it reaches nobody, themselves
-	// included; typing shows they are in.
+	// included: each is told, with an error frame; typing shows they are
+	// in.
 	a3, b3 := watch(t, baseA, room, "a3"), watch(t, baseB, room, "b3")
 	if history {
+		wstest.WaitFor(t, "an error frame to each joiner whose joined could not be recorded", func() bool {
+			return a3.errors() > 0 && b3.errors() > 0
+		})
 		inRoom(t, a1, a3)
 		inRoom(t, b1, b3)
 	} else {
