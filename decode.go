@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	jsv "github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"github.com/wsroom/wsroom/internal/strictjson"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
@@ -74,7 +76,8 @@ var printer = message.NewPrinter(language.English)
 const maxReasons = 3
 
 // validationFailure turns the validator's tree of errors into a rejection
-// listing the leaf violations, each prefixed by the field it concerns.
+// listing the leaf violations, the message's own first and then by field,
+// each prefixed by the field it concerns.
 func validationFailure(ve *jsv.ValidationError) *InvalidMessageError {
 	var leaves []*jsv.ValidationError
 	var walk func(*jsv.ValidationError)
@@ -88,6 +91,16 @@ func validationFailure(ve *jsv.ValidationError) *InvalidMessageError {
 		}
 	}
 	walk(ve)
+	// The validator walks an object's keys in map order: sort what it
+	// found, so that one message always draws the same reply.
+	slices.SortStableFunc(leaves, func(a, b *jsv.ValidationError) int {
+		return slices.Compare(a.InstanceLocation, b.InstanceLocation)
+	})
+	for _, leaf := range leaves {
+		if k, ok := leaf.ErrorKind.(*kind.AdditionalProperties); ok {
+			slices.Sort(k.Properties)
+		}
+	}
 	e := &InvalidMessageError{Field: jsonPointer(leaves[0].InstanceLocation), Err: ve}
 	var b strings.Builder
 	for i, leaf := range leaves {

@@ -96,3 +96,30 @@ func TestSchemaCannotBeBypassedByDuplicateOrCaseVariantKeys(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestRejectionNamesViolationsInOneOrder: the validator walks keys in map
+// order, and a sender must still get one reply for one message, listing
+// the message's own violations first and then field by field.
+func TestRejectionNamesViolationsInOneOrder(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[restrictedIn, error]) error {
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	c := wstest.Dial(t, srv.URL+"/ws/lobby")
+	defer c.Close()
+	const msg = `{"z":1,"type":"x","y":2,"opts":{"level":"mid"},"x":3,"w":4}`
+	const want = "additional properties 'w', 'x', 'y', 'z' not allowed; /opts/level: value must be one of 'low', 'high'; /type: value must be one of 'message', 'chat'"
+	for range 20 {
+		c.SendText(t, msg)
+		var reply struct{ Type, Error string }
+		c.JSON(t, &reply)
+		if reply.Type != "error" || reply.Error != want {
+			t.Fatalf("%s drew %+v, want the error %q", msg, reply, want)
+		}
+	}
+}

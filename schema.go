@@ -9,6 +9,7 @@ import (
 
 	"github.com/invopop/jsonschema"
 	jsv "github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/wsroom/wsroom/internal/fastschema"
 	"github.com/wsroom/wsroom/internal/strictjson"
 )
 
@@ -46,7 +47,26 @@ func compileSchemas(r *jsonschema.Reflector, in, out any) (*schemas, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wsroom: compile schema of In: %w", err)
 	}
-	return &schemas{in: inJSON, out: outJSON, validator: v, strict: strictjson.New(reflect.TypeOf(in), v.Validate)}, nil
+	return &schemas{in: inJSON, out: outJSON, validator: v, strict: strictjson.New(reflect.TypeOf(in), validation(v))}, nil
+}
+
+// validation returns the check of messages against v: the quick check of
+// its common keywords, and the full validator for what the quick check
+// does not accept, so that the full validator decides and words every
+// rejection. The full validator allocates a scope and a sub-validator per
+// field and tells an integer by formatting it and parsing it into
+// math/big; the quick check allocates nothing on a chat message.
+func validation(v *jsv.Schema) func(doc any) error {
+	quick, ok := fastschema.Compile(v)
+	if !ok {
+		return v.Validate
+	}
+	return func(doc any) error {
+		if quick.Accepts(doc) {
+			return nil
+		}
+		return v.Validate(doc)
+	}
 }
 
 // rootRef returns the fragment a schema whose root only refers to one of

@@ -6,10 +6,40 @@ import (
 	"unsafe"
 )
 
-// iovecs are the buffers of one writev.
-type iovecs = []syscall.Iovec
+// iovecs are the buffers of one writev and what the call returned. They
+// live in a pooled worker, and their write is bound once: the flush path
+// hands the socket a function that captures nothing new, so it allocates
+// nothing (a closure over the results escaped through syscall.RawConn on
+// every call, most of the objects a fan-out allocated).
+type iovecs = *iovecBatch
 
-func newIovecs() iovecs { return make(iovecs, 0, maxIovecs) }
+// iovecBatch is the state of one writev: the buffers, the bytes written
+// and the error number.
+type iovecBatch struct {
+	vec     []syscall.Iovec
+	written uintptr
+	errno   syscall.Errno
+	write   func(fd uintptr) bool // b.writev, bound once
+}
+
+func newIovecs() iovecs {
+	b := &iovecBatch{vec: make([]syscall.Iovec, 0, maxIovecs)}
+	b.write = b.writev
+	return b
+}
+
+// writev writes b.vec to fd once, retrying only an interrupted call, and
+// records the outcome. It returns true, as syscall.RawConn.Write wants of a
+// call that is done even when the socket is full: it never waits.
+func (b *iovecBatch) writev(fd uintptr) bool {
+	for {
+		b.written, _, b.errno = syscall.Syscall(syscall.SYS_WRITEV, fd,
+			uintptr(unsafe.Pointer(&b.vec[0])), uintptr(len(b.vec)))
+		if b.errno != syscall.EINTR {
+			return true
+		}
+	}
+}
 
 // rawWriter writes to a socket's file descriptor with writev, without
 // waiting for it to become writable.
@@ -35,44 +65,35 @@ func directWriterFor(c net.Conn) directWriter {
 }
 
 func (d rawWriter) writev(w *worker, l *frameList) (frames, bytes int, err error) {
+	b := w.iov
 	for {
-		w.iov = w.iov[:0]
+		b.vec = b.vec[:0]
 		want := 0
 		for f := range l.all {
-			if len(w.iov) == maxIovecs {
+			if len(b.vec) == maxIovecs {
 				break
 			}
 			v := syscall.Iovec{Base: &f[0]}
 			v.SetLen(len(f))
-			w.iov = append(w.iov, v)
+			b.vec = append(b.vec, v)
 			want += len(f)
 		}
 		if want == 0 {
 			return frames, bytes, nil
 		}
-		var written uintptr
-		var errno syscall.Errno
-		err := d.rc.Write(func(fd uintptr) bool {
-			for {
-				written, _, errno = syscall.Syscall(syscall.SYS_WRITEV, fd,
-					uintptr(unsafe.Pointer(&w.iov[0])), uintptr(len(w.iov)))
-				if errno != syscall.EINTR {
-					return true // done, even if the socket is full: never wait here
-				}
-			}
-		})
-		clear(w.iov) // drop the references to the frames
+		err := d.rc.Write(b.write)
+		clear(b.vec) // drop the references to the frames
 		switch {
 		case err != nil:
 			return frames, bytes, err
-		case errno == syscall.EAGAIN:
+		case b.errno == syscall.EAGAIN:
 			return frames, bytes, nil
-		case errno != 0:
-			return frames, bytes, errno
+		case b.errno != 0:
+			return frames, bytes, b.errno
 		}
-		frames += l.consume(int(written))
-		bytes += int(written)
-		if int(written) < want {
+		frames += l.consume(int(b.written))
+		bytes += int(b.written)
+		if int(b.written) < want {
 			return frames, bytes, nil // the socket is full
 		}
 	}
