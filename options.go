@@ -272,10 +272,10 @@ func WithBroker(b Broker) RoomsOption { return func(cfg *roomsConfig) { cfg.brok
 //
 // NewRooms panics if M has a field that always encodes as "seq" or
 // "epoch" (the position takes those names; omitempty fields left zero are
-// fine), or if the registry also has a broker that is no HistoryBroker
-// (natsbroker, for now): each process would number a room's messages its
-// own way. With a HistoryBroker (redisbroker, pgbroker) the broker keeps
-// the history and gives positions, the same in every process.
+// fine), or if the registry also has a broker that is no HistoryBroker:
+// each process would number a room's messages its own way. With a
+// HistoryBroker (natsbroker through JetStream, redisbroker, pgbroker) the
+// broker keeps the history and gives positions, the same in every process.
 func WithHistory(size int, ttl time.Duration) RoomsOption {
 	return func(cfg *roomsConfig) {
 		cfg.history, cfg.historySize, cfg.historyTTL = true, size, ttl
