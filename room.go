@@ -296,8 +296,12 @@ func (r *Room[M]) join(c *Conn[M], m M, p *presenceJoin[M]) (leave func(), err e
 
 // SubscribeFunc adds an in-process consumer: fn is called with every message
 // published from now on, in the publisher's goroutine (or the broker's), so
-// it must not block. It waits for the broker and returns a func that
-// removes fn, or ErrTooManyRooms, as Subscribe does.
+// it must not block. In a registry with history, fn receives recorded
+// messages under the room's history lock, which keeps the room's one
+// order: it must not publish to the same room itself (that waits for the
+// lock it runs under); hand that to another goroutine. It waits for the
+// broker and returns a func that removes fn, or ErrTooManyRooms, as
+// Subscribe does.
 func (r *Room[M]) SubscribeFunc(fn func(M)) (unsubscribe func(), err error) {
 	return r.subscribe(&subscriber[M]{fn: fn}, nil)
 }
