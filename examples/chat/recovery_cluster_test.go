@@ -1,7 +1,7 @@
 package main
 
 // Recovery across instances: two chat processes on one broker that keeps
-// the history (-redis, -postgres). A member that drops from one instance
+// the history (-nats through JetStream, -redis, -postgres). A member that drops from one instance
 // and reconnects to the other recovers there, while someone publishes,
 // and both instances deliver the room's events in the same order.
 
@@ -16,6 +16,10 @@ import (
 
 func TestRecoveryOnTheOtherInstanceWithRedis(t *testing.T) {
 	recoveryAcrossInstances(t, "-redis", "redis://"+redistest.Shared(t))
+}
+
+func TestRecoveryOnTheOtherInstanceWithNATS(t *testing.T) {
+	recoveryAcrossInstances(t, "-nats", startNATS(t).url())
 }
 
 func TestRecoveryOnTheOtherInstanceWithPostgres(t *testing.T) {
