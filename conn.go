@@ -1,6 +1,7 @@
 package wsroom
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -109,6 +110,9 @@ type conn struct {
 	// The read side. readMu is held by the reader inside the socket, and
 	// linger waits for it; the rest belongs to the reader goroutine.
 	readMu    sync.Mutex
+	wire      wire            // the net.Conn gws reads from and writes to
+	in        socketInput     // what was read from the socket and not yet by gws; guarded by readMu
+	br        *bufio.Reader   // gws's reader, on wire
 	peerClose *gws.CloseError // the peer's close frame
 	rate      rateBucket
 

@@ -24,11 +24,21 @@ func (w *wire) Read(p []byte) (int, error) {
 		w.pending = w.pending[n:]
 		return n, nil
 	}
-	n, err := w.Conn.Read(p)
+	in := &c.in
+	if !in.direct() || (!in.ready() && len(p) >= readBufferSize) {
+		n, err := w.Conn.Read(p) // straight into the destination
+		if c.closing.Load() {
+			return 0, net.ErrClosed
+		}
+		return n, err
+	}
+	if !in.ready() {
+		in.fill()
+	}
 	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
-	return n, err
+	return in.take(p)
 }
 
 func (w *wire) Write(p []byte) (int, error) {
