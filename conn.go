@@ -102,7 +102,6 @@ type conn struct {
 	wmu       sync.Mutex
 	writeDone bool        // a close frame went out, or a write failed: nothing may follow
 	gwsClose  *CloseError // the close frame gws sent, if it sent one
-	iov       net.Buffers // the flusher's batch being written; kept, so writev allocates nothing
 
 	// Owned by the writers' list: the next connection to write.
 	next *conn

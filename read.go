@@ -72,7 +72,7 @@ func (c *conn) awaitInput() {
 		return
 	}
 	c.readMu.Lock()
-	if !c.closing.Load() && len(c.wire.pending) == 0 && !c.in.ready() {
+	if !c.closing.Load() && !c.in.ready() {
 		c.in.fill()
 	}
 	c.readMu.Unlock()

@@ -14,7 +14,7 @@ import (
 type socketInput struct {
 	src    syscall.RawConn    // nil: read through net.Conn (TLS, other platforms)
 	readFn func(uintptr) bool // readFd, bound once: a read allocates nothing
-	buf    *[]byte            // borrowed; nil while nothing is pending
+	buf    *[]byte            // borrowed (or pend's); nil while nothing is pending
 	r, w   int                // the pending bytes are buf[r:w]
 	err    error              // the read error, reported once the pending bytes are taken
 }
@@ -46,10 +46,20 @@ func (in *socketInput) take(p []byte) (int, error) {
 	n := copy(p, (*in.buf)[in.r:in.w])
 	in.r += n
 	if in.r == in.w {
-		readBuffers.Put(in.buf)
+		if cap(*in.buf) == readBufferSize { // not pend's
+			readBuffers.Put(in.buf)
+		}
 		in.buf, in.r, in.w = nil, 0, 0
 	}
 	return n, nil
+}
+
+// pend makes p, the bytes the HTTP server read past the upgrade request,
+// the first to be taken.
+func (in *socketInput) pend(p []byte) {
+	if len(p) > 0 {
+		in.buf, in.r, in.w = &p, 0, len(p)
+	}
 }
 
 // fill waits until the socket has bytes or an error for the next take.

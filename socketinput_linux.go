@@ -7,9 +7,11 @@ import (
 	"syscall"
 )
 
-// init sets in up to read c: a TCP or Unix socket is read into borrowed
-// buffers; any other connection (TLS decrypts in Go) through net.Conn.
-func (in *socketInput) init(c net.Conn) {
+// init sets in up to read c, pending first: a TCP or Unix socket is read
+// into borrowed buffers; any other connection (TLS decrypts in Go) through
+// net.Conn.
+func (in *socketInput) init(c net.Conn, pending []byte) {
+	in.pend(pending)
 	var sc syscall.Conn
 	switch c := c.(type) {
 	case *net.TCPConn:

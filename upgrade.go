@@ -70,8 +70,8 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (connConfig, []b
 // it. pending are the bytes read past the upgrade request. It reports
 // whether c is now open.
 func (s *server) upgrade(c *conn, pending []byte) bool {
-	c.wire = wire{Conn: c.raw, c: c, pending: pending}
-	c.in.init(c.raw)
+	c.wire = wire{Conn: c.raw, c: c}
+	c.in.init(c.raw, pending)
 	size := netConnBufferSize
 	if c.in.direct() {
 		size = 16 // bufio's minimum: the bytes wait in socketInput's borrowed buffer
