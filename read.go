@@ -64,18 +64,30 @@ func (c *conn) nextMessage() (*gws.Message, error) {
 	}
 }
 
-// awaitInput waits until the socket has something for gws's reader: bytes
-// or an error. It waits holding no read buffer (see socketInput), in fewer
-// frames than a wait inside gws's reader would.
+// awaitInput waits until the socket has something for gws's reader: the
+// start of a message, or an error. It waits holding no read buffer (see
+// socketInput), in fewer frames than a wait inside gws's reader would, and
+// answers the pings and pongs that come first itself (pingpong.go): gws,
+// which reads on after a control frame, would wait for the next frame
+// deep inside its reader.
 func (c *conn) awaitInput() {
-	if !c.in.direct() || c.br.Buffered() > 0 {
+	if !c.in.direct() {
 		return
 	}
 	c.readMu.Lock()
-	if !c.closing.Load() && !c.in.ready() {
+	defer c.readMu.Unlock()
+	for !c.closing.Load() {
+		switch c.readPingPong() {
+		case frameAnswered:
+			continue
+		case frameForGws:
+			return
+		}
+		if c.in.err != nil {
+			return // for gws to read
+		}
 		c.in.fill()
 	}
-	c.readMu.Unlock()
 }
 
 // deliver decodes msg and hands it, or its rejection, to the handler. It
@@ -183,8 +195,10 @@ type events struct{ gws.BuiltinEventHandler }
 
 func connOf(s *gws.Conn) *conn { return s.NetConn().(*wire).c }
 
-func (events) OnPing(s *gws.Conn, payload []byte) {
-	c := connOf(s)
+func (events) OnPing(s *gws.Conn, payload []byte) { connOf(s).answerPing(payload) }
+
+// answerPing answers a ping of the peer's.
+func (c *conn) answerPing(payload []byte) {
 	c.touch()
 	_ = c.enqueue(newFrame(opPong, payload))
 }

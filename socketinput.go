@@ -37,44 +37,97 @@ func (in *socketInput) direct() bool { return in.src != nil }
 // ready reports whether a read would not wait: bytes or an error pending.
 func (in *socketInput) ready() bool { return in.r < in.w || in.err != nil }
 
-// take copies pending bytes into p, and gives the buffer back once they
-// are all taken; with none pending it returns the read error.
+// take copies pending bytes into p; with none pending it returns the read
+// error. A drained buffer stays for the next read, which gives it back if
+// the socket has nothing more: the pool is visited once per idle spell,
+// not once per read.
 func (in *socketInput) take(p []byte) (int, error) {
 	if in.r == in.w {
 		return 0, in.err
 	}
 	n := copy(p, (*in.buf)[in.r:in.w])
+	in.skip(n)
+	return n, nil
+}
+
+// skip drops n pending bytes.
+func (in *socketInput) skip(n int) {
 	in.r += n
 	if in.r == in.w {
-		if cap(*in.buf) == readBufferSize { // not pend's
-			readBuffers.Put(in.buf)
-		}
-		in.buf, in.r, in.w = nil, 0, 0
+		in.r, in.w = 0, 0
 	}
-	return n, nil
+}
+
+// pending returns the bytes read and not yet taken.
+func (in *socketInput) pending() []byte {
+	if in.buf == nil {
+		return nil
+	}
+	return (*in.buf)[in.r:in.w]
 }
 
 // pend makes p, the bytes the HTTP server read past the upgrade request,
 // the first to be taken.
 func (in *socketInput) pend(p []byte) {
-	if len(p) > 0 {
-		in.buf, in.r, in.w = &p, 0, len(p)
+	if len(p) == 0 {
+		return
 	}
+	buf := readBuffers.Get().(*[]byte)
+	if len(p) > len(*buf) { // never with net/http's 4 KiB reader; kept exact if so
+		readBuffers.Put(buf)
+		b := make([]byte, len(p))
+		buf = &b
+	}
+	in.buf, in.r, in.w = buf, 0, copy(*buf, p)
 }
 
-// fill waits until the socket has bytes or an error for the next take.
+// fill waits until the socket has more bytes, or an error, for the next
+// take.
 func (in *socketInput) fill() {
 	if err := in.src.Read(in.readFn); err != nil && in.err == nil {
 		in.err = err // the wait was interrupted: a deadline, or the socket closed
 	}
 }
 
-// gave is what one read gave: n bytes into buf, or err.
-func (in *socketInput) gave(buf *[]byte, n int, err error) {
+// space returns where the next read goes: after the bytes pending, in the
+// drained buffer or a new loan, moved to its start if the end is reached.
+func (in *socketInput) space() []byte {
+	if in.buf == nil {
+		in.buf = readBuffers.Get().(*[]byte)
+	}
+	b := *in.buf
+	if in.w == len(b) {
+		in.w = copy(b, b[in.r:in.w])
+		in.r = 0
+	}
+	return b[in.w:]
+}
+
+// gave records what a read into space gave: n bytes, or err. A drained
+// buffer goes back when a read gave nothing.
+func (in *socketInput) gave(n int, err error) {
 	if n > 0 {
-		in.buf, in.r, in.w = buf, 0, n
+		in.w += n
 		return
 	}
-	readBuffers.Put(buf)
+	if in.r == in.w {
+		in.release()
+	}
 	in.err = err
+}
+
+// dry is a read that found nothing: a drained buffer goes back before the
+// wait.
+func (in *socketInput) dry() {
+	if in.r == in.w {
+		in.release()
+	}
+}
+
+// release gives the buffer back.
+func (in *socketInput) release() {
+	if in.buf != nil && cap(*in.buf) == readBufferSize {
+		readBuffers.Put(in.buf)
+	}
+	in.buf = nil
 }

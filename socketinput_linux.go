@@ -28,24 +28,24 @@ func (in *socketInput) init(c net.Conn, pending []byte) {
 	in.src, in.readFn = rc, in.readFd
 }
 
-// readFd reads the socket fd into a borrowed buffer, which goes back at
-// once if there is nothing to read: the wait that follows holds none.
+// readFd reads the socket fd after the pending bytes. A drained buffer
+// goes back if there is nothing to read: the wait that follows holds none.
 func (in *socketInput) readFd(fd uintptr) bool {
-	buf := readBuffers.Get().(*[]byte)
+	buf := in.space()
 	for {
-		n, err := syscall.Read(int(fd), *buf)
+		n, err := syscall.Read(int(fd), buf)
 		switch {
 		case err == syscall.EINTR:
 			continue
 		case err == syscall.EAGAIN:
-			readBuffers.Put(buf)
+			in.dry()
 			return false
 		case err != nil:
-			in.gave(buf, 0, os.NewSyscallError("read", err))
+			in.gave(0, os.NewSyscallError("read", err))
 		case n == 0:
-			in.gave(buf, 0, io.EOF)
+			in.gave(0, io.EOF)
 		default:
-			in.gave(buf, n, nil)
+			in.gave(n, nil)
 		}
 		return true
 	}

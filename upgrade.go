@@ -58,11 +58,9 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (connConfig, []b
 		s.register(nil)
 		return connConfig{}, nil, false
 	}
-	var pending []byte // bytes the HTTP server read past the upgrade request
-	if n := brw.Reader.Buffered(); n > 0 {
-		p, _ := brw.Reader.Peek(n)
-		pending = append([]byte(nil), p...)
-	}
+	// The bytes the HTTP server read past the upgrade request: valid until
+	// brw is read again, which it never is.
+	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	return connConfig{server: s, raw: raw, direct: directWriterFor(raw), req: r, resume: resume}, pending, true
 }
 

@@ -22,7 +22,8 @@ func (w *wire) Read(p []byte) (int, error) {
 	in := &c.in
 	if !in.ready() {
 		if !in.direct() || len(p) >= readBufferSize {
-			n, err := w.Conn.Read(p) // straight into the destination
+			in.release() // the read goes straight into p: no buffer held while it waits
+			n, err := w.Conn.Read(p)
 			if c.closing.Load() {
 				return 0, net.ErrClosed
 			}
