@@ -13,12 +13,12 @@ import (
 // the socket in the ranging goroutine: there is no goroutine or channel per
 // message. The stream can be ranged over once.
 //
-// An idle connection's goroutine is parked in this iterator for most of its
-// life, and the GC never shrinks a goroutine's stack below four times what
-// it uses while parked. So the frames under the wait are kept few and
-// small: the iterator, nextMessage and awaitInput hold only what they need, and
-// decoding, with its larger frames, happens in deliver, once a message has
-// arrived.
+// An idle connection's goroutine is parked in this iterator for most of
+// its life, and the GC never shrinks a goroutine's stack below four times
+// what it uses while parked. So the frames under the wait are kept few and
+// small: the iterator, nextMessage and awaitInput hold only what they
+// need, and decoding, with its larger frames, happens in deliver, once a
+// message has arrived.
 func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 	return func(yield func(In, error) bool) {
 		if !c.ranging.CompareAndSwap(false, true) {
@@ -39,8 +39,8 @@ func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 	}
 }
 
-// nextMessage returns the next message for the handler, or nil and how the stream
-// ends (nil for a clean end).
+// nextMessage returns the next message for the handler, or nil and how
+// the stream ends (nil for a clean end).
 func (c *conn) nextMessage() (*gws.Message, error) {
 	for {
 		c.awaitInput()
