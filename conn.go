@@ -92,7 +92,6 @@ type conn struct {
 	cause      *CloseError // why the connection is closing, once known
 	closedBy   closer
 	closeFrame []byte // written after the queue drains
-	heartbeat  *time.Timer
 	// The rooms joined.
 	leaves []*membership // rooms to leave when the handler ends
 	ended  bool          // the handler returned: no new memberships
