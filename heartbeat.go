@@ -2,18 +2,24 @@ package wsroom
 
 import "time"
 
-// The heartbeat is one timer per endpoint, not one per connection: each
-// tick, every pingInterval, goes round the live connections and gives each
-// its beat. It is armed while the endpoint has connections and stopped
-// with the last one. A connection's first ping comes within pingInterval
-// of its upgrade, and a silent one is closed within pingInterval past its
-// idle timeout.
+// The heartbeat is one timer per endpoint, not one per connection. It
+// ticks beatTurns times per pingInterval, and each tick gives their beat
+// to the live connections whose turn it is (one in beatTurns, by ID), so
+// every connection has one beat per interval and the pings of many
+// connections are spread over it. It is armed while the endpoint has
+// connections and stopped with the last one. A connection's first ping
+// comes within pingInterval of its upgrade, and a silent one is closed
+// within pingInterval past its idle timeout.
+
+// beatTurns is how many ticks share out an interval's beats.
+const beatTurns = 8
 
 // heartbeat is an endpoint's heartbeat timer and its tick's batch. Guarded
 // by the server's mu.
 type heartbeat struct {
 	timer *time.Timer // armed while the endpoint has connections; nil before the first
 	armed bool
+	turn  uint64  // the tick's turn: connections whose ID is turn modulo beatTurns
 	batch []*conn // the tick's connections, kept from tick to tick
 }
 
@@ -29,9 +35,9 @@ func (s *server) armHeartbeat() {
 	}
 	h.armed = true
 	if h.timer == nil {
-		h.timer = time.AfterFunc(s.cfg.pingInterval, s.tick)
+		h.timer = time.AfterFunc(s.tickEvery(), s.tick)
 	} else {
-		h.timer.Reset(s.cfg.pingInterval)
+		h.timer.Reset(s.tickEvery())
 	}
 }
 
@@ -44,13 +50,20 @@ func (s *server) disarmHeartbeat() {
 	}
 }
 
-// tick gives every live connection its beat, then arms the next tick
-// (unless the last connection went meanwhile).
+// tickEvery is the time between ticks.
+func (s *server) tickEvery() time.Duration { return s.cfg.pingInterval / beatTurns }
+
+// tick gives the live connections whose turn it is their beat, then arms
+// the next tick (unless the last connection went meanwhile).
 func (s *server) tick() {
 	s.mu.Lock()
 	batch := s.beats.batch[:0]
+	turn := s.beats.turn % beatTurns
+	s.beats.turn++
 	for c := range s.conns {
-		batch = append(batch, c)
+		if c.id%beatTurns == turn {
+			batch = append(batch, c)
+		}
 	}
 	s.beats.batch = nil // the tick's own until it is done
 	s.mu.Unlock()
@@ -62,7 +75,7 @@ func (s *server) tick() {
 	s.beats.batch = batch
 	if s.beats.armed {
 		if len(s.conns) > 0 {
-			s.beats.timer.Reset(s.cfg.pingInterval)
+			s.beats.timer.Reset(s.tickEvery())
 		} else {
 			s.beats.armed = false
 		}
