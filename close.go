@@ -134,9 +134,6 @@ func (c *conn) finish(cause *CloseError) {
 	}
 	cause = c.cause
 	c.queue.drop()
-	if c.heartbeat != nil {
-		c.heartbeat.Stop()
-	}
 	c.mu.Unlock()
 
 	c.finished.Store(true)

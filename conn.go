@@ -1,6 +1,7 @@
 package wsroom
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -91,7 +92,6 @@ type conn struct {
 	cause      *CloseError // why the connection is closing, once known
 	closedBy   closer
 	closeFrame []byte // written after the queue drains
-	heartbeat  *time.Timer
 	// The rooms joined.
 	leaves []*membership // rooms to leave when the handler ends
 	ended  bool          // the handler returned: no new memberships
@@ -101,7 +101,6 @@ type conn struct {
 	wmu       sync.Mutex
 	writeDone bool        // a close frame went out, or a write failed: nothing may follow
 	gwsClose  *CloseError // the close frame gws sent, if it sent one
-	iov       net.Buffers // the flusher's batch being written; kept, so writev allocates nothing
 
 	// Owned by the writers' list: the next connection to write.
 	next *conn
@@ -109,6 +108,9 @@ type conn struct {
 	// The read side. readMu is held by the reader inside the socket, and
 	// linger waits for it; the rest belongs to the reader goroutine.
 	readMu    sync.Mutex
+	wire      wire            // the net.Conn gws reads from and writes to
+	in        socketInput     // what was read from the socket and not yet by gws; guarded by readMu
+	br        *bufio.Reader   // gws's reader, on wire
 	peerClose *gws.CloseError // the peer's close frame
 	rate      rateBucket
 

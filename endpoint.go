@@ -74,37 +74,48 @@ func (e *Endpoint[In, Out]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go e.serve(cc)
 }
 
-// serve runs the handler of an upgraded connection, then closes it.
+// serve runs the handler of an upgraded connection, then closes it. Its
+// frame is under every wait of the connection's goroutine (see messages),
+// so all but the call itself is in end, deferred.
 func (e *Endpoint[In, Out]) serve(cc *Conn[Out]) {
+	var r handlerResult
+	defer e.end(cc, &r)
+	r.err = e.handler(cc, messages[In](&cc.conn, e.schemas))
+	r.returned = true
+}
+
+// handlerResult is how a handler ended.
+type handlerResult struct {
+	err      error
+	returned bool // false: it panicked (or called runtime.Goexit)
+}
+
+// end closes the connection of a handler that ended as r says, turning a
+// panic into a logged close.
+func (e *Endpoint[In, Out]) end(cc *Conn[Out], r *handlerResult) {
 	c := &cc.conn
 	defer c.release()
-	err, panicked := e.call(cc)
+	if !r.returned {
+		// recover works here, directly in the deferred call, and only here.
+		if p := recover(); p != nil {
+			e.srv.cfg.logger.Error("wsroom: handler panicked", "conn", c.id, "path", c.req.URL.Path,
+				"panic", p, "stack", string(debug.Stack()))
+		}
+	}
 	c.leaveRooms()
 	var ce *CloseError
 	switch {
-	case panicked:
-		c.closeInternalError(nil) // logged with its stack already
-	case err == nil:
+	case !r.returned:
+		c.closeInternalError(nil) // logged above, or runtime.Goexit: nothing to log
+	case r.err == nil:
 		c.closeByHandler(StatusNormalClosure, "")
-	case errors.As(err, &ce) && validCloseCode(ce.Code):
+	case errors.As(r.err, &ce) && validCloseCode(ce.Code):
 		c.closeByHandler(ce.Code, ce.Reason)
 	default:
 		c.closeInternalError(func() {
-			e.srv.cfg.logger.Error("wsroom: handler failed", "conn", c.id, "path", c.req.URL.Path, "error", err)
+			e.srv.cfg.logger.Error("wsroom: handler failed", "conn", c.id, "path", c.req.URL.Path, "error", r.err)
 		})
 	}
-}
-
-// call runs the handler, turning a panic into a logged close.
-func (e *Endpoint[In, Out]) call(cc *Conn[Out]) (err error, panicked bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			panicked = true
-			e.srv.cfg.logger.Error("wsroom: handler panicked", "conn", cc.conn.id, "path", cc.conn.req.URL.Path,
-				"panic", p, "stack", string(debug.Stack()))
-		}
-	}()
-	return e.handler(cc, messages[In](&cc.conn, e.schemas)), false
 }
 
 // Shutdown refuses new upgrades with 503, closes every connection with

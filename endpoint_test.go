@@ -1,8 +1,11 @@
 package wsroom_test
 
 import (
+	"iter"
+	"runtime"
 	"testing"
 
+	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
@@ -41,4 +44,27 @@ func TestStatsCountTraffic(t *testing.T) {
 	}
 	c.Close()
 	wstest.WaitFor(t, "connection count back to zero", func() bool { return ep.Stats().Connections == 0 })
+}
+
+func TestHandlerThatEndsItsGoroutineIsClosedWith1011AndLeavesItsRooms(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	rooms := wsroom.NewRooms[chatOut]()
+	room := rooms.Room("lobby")
+	_, srv := serve(t, func(c *wsroom.Conn[chatOut], msgs iter.Seq2[chatIn, error]) error {
+		if _, err := rooms.Room("lobby").Join(c, chatOut{Type: "joined"}); err != nil {
+			return err
+		}
+		for range msgs {
+			runtime.Goexit() // as t.FailNow would in a handler under test
+		}
+		return nil
+	}, wsroom.WithLogger(discardLogger()))
+	c := wstest.Dial(t, srv.URL+"/ws/lobby")
+	var joined chatOut
+	c.JSON(t, &joined)
+	c.Send(t, chatIn{Type: "message", Content: "exit"})
+	if ev := c.Closed(t); ev.Code != 1011 {
+		t.Fatalf("handler that ended its goroutine: close %d, want 1011", ev.Code)
+	}
+	wstest.WaitFor(t, "the room left", func() bool { return room.Len() == 0 })
 }

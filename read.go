@@ -12,49 +12,111 @@ import (
 // messages returns the stream of c's inbound messages. Ranging over it reads
 // the socket in the ranging goroutine: there is no goroutine or channel per
 // message. The stream can be ranged over once.
+//
+// An idle connection's goroutine is parked in this iterator for most of
+// its life, and the GC never shrinks a goroutine's stack below four times
+// what it uses while parked. So the frames under the wait are kept few and
+// small: the iterator, nextMessage and awaitInput hold only what they
+// need, and decoding, with its larger frames, happens in deliver, once a
+// message has arrived.
 func messages[In any](c *conn, s *schemas) iter.Seq2[In, error] {
 	return func(yield func(In, error) bool) {
 		if !c.ranging.CompareAndSwap(false, true) {
 			return
 		}
 		for {
-			// Messages gws has already buffered are not delivered once
-			// the connection is closing.
-			var msg *gws.Message
-			err := net.ErrClosed
-			if !c.closing.Load() {
-				msg, err = c.ws.ReadMessage()
-			}
-			if err != nil {
-				if end := c.streamEnd(err); end != nil {
-					var zero In
-					yield(zero, end)
+			msg, end := c.nextMessage()
+			if msg == nil {
+				if end != nil {
+					yieldEnd(yield, end)
 				}
 				return
 			}
-			c.stats.messagesIn.Add(1)
-			c.stats.bytesIn.Add(int64(msg.Data.Len()))
-			if wait := c.received(); wait > 0 && !c.overLimit(wait) {
-				_ = msg.Close()
-				continue // the connection is closing: the next read ends the stream
-			}
-			var v In
-			var bad *InvalidMessageError
-			if msg.Opcode != gws.OpcodeText {
-				bad = errBinary()
-			} else {
-				bad = s.decode(msg.Bytes(), &v)
-			}
-			_ = msg.Close()
-			if bad == nil {
-				if !yield(v, nil) {
-					return // the handler's return closes the connection
-				}
-			} else if !c.invalid(bad, func() bool { return yield(v, bad) }) {
+			if !deliver(c, s, msg, yield) {
 				return
 			}
 		}
 	}
+}
+
+// nextMessage returns the next message for the handler, or nil and how
+// the stream ends (nil for a clean end).
+func (c *conn) nextMessage() (*gws.Message, error) {
+	for {
+		c.awaitInput()
+		// Messages gws has already buffered are not delivered once the
+		// connection is closing.
+		var msg *gws.Message
+		err := net.ErrClosed
+		if !c.closing.Load() {
+			msg, err = c.ws.ReadMessage()
+		}
+		if err != nil {
+			return nil, c.streamEnd(err)
+		}
+		c.stats.messagesIn.Add(1)
+		c.stats.bytesIn.Add(int64(msg.Data.Len()))
+		if wait := c.received(); wait > 0 && !c.overLimit(wait) {
+			_ = msg.Close()
+			continue // the connection is closing: the next read ends the stream
+		}
+		return msg, nil
+	}
+}
+
+// awaitInput waits until the socket has something for gws's reader: the
+// start of a message, or an error. It waits holding no read buffer (see
+// socketInput), in fewer frames than a wait inside gws's reader would, and
+// answers the pings and pongs that come first itself (pingpong.go): gws,
+// which reads on after a control frame, would wait for the next frame
+// deep inside its reader.
+func (c *conn) awaitInput() {
+	if !c.in.direct() {
+		return
+	}
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	for !c.closing.Load() {
+		switch c.readPingPong() {
+		case frameAnswered:
+			continue
+		case frameForGws:
+			return
+		}
+		if c.in.err != nil {
+			return // for gws to read
+		}
+		c.in.fill()
+	}
+}
+
+// deliver decodes msg and hands it, or its rejection, to the handler. It
+// reports whether the stream goes on. It is never inlined: its frame holds
+// an In, which must not sit under the wait in messages.
+//
+//go:noinline
+func deliver[In any](c *conn, s *schemas, msg *gws.Message, yield func(In, error) bool) bool {
+	var v In
+	var bad *InvalidMessageError
+	if msg.Opcode != gws.OpcodeText {
+		bad = errBinary()
+	} else {
+		bad = s.decode(msg.Bytes(), &v)
+	}
+	_ = msg.Close()
+	if bad == nil {
+		return yield(v, nil) // false: the handler's return closes the connection
+	}
+	return c.invalid(bad, func() bool { return yield(v, bad) })
+}
+
+// yieldEnd hands the handler the error that ends the stream. It is never
+// inlined, for the reason deliver is not.
+//
+//go:noinline
+func yieldEnd[In any](yield func(In, error) bool, end error) {
+	var zero In
+	yield(zero, end)
 }
 
 // invalid applies the endpoint's InvalidPolicy to a rejected message;
@@ -133,8 +195,10 @@ type events struct{ gws.BuiltinEventHandler }
 
 func connOf(s *gws.Conn) *conn { return s.NetConn().(*wire).c }
 
-func (events) OnPing(s *gws.Conn, payload []byte) {
-	c := connOf(s)
+func (events) OnPing(s *gws.Conn, payload []byte) { connOf(s).answerPing(payload) }
+
+// answerPing answers a ping of the peer's.
+func (c *conn) answerPing(payload []byte) {
 	c.touch()
 	_ = c.enqueue(newFrame(opPong, payload))
 }

@@ -19,6 +19,7 @@ type server struct {
 	conns    map[*conn]struct{} // upgraded, with a handler running or a socket open
 	pending  int                // admitted, handshake under way
 	shutdown bool
+	beats    heartbeat      // pings every connection, while there are any
 	wg       sync.WaitGroup // one count per admitted connection, until retired
 }
 
@@ -65,10 +66,10 @@ func (s *server) register(c *conn) {
 	s.conns[c] = struct{}{}
 	c.parts.Store(2) // the handler and the socket
 	shutdown := s.shutdown
+	s.armHeartbeat()
 	s.mu.Unlock()
 	s.stats.accepted.Add(1)
 	s.stats.connections.Add(1)
-	c.startHeartbeat()
 	if shutdown {
 		c.closeGoingAway()
 	}
@@ -78,6 +79,7 @@ func (s *server) register(c *conn) {
 func (s *server) retire(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.disarmHeartbeat()
 	s.mu.Unlock()
 	s.stats.connections.Add(-1)
 	s.wg.Done()

@@ -7,12 +7,14 @@ import (
 	"strings"
 )
 
-// readBufferSize is the size of each connection's read buffer, which an
-// idle connection holds too. A message larger than the buffer is read
-// straight into its destination, so a small buffer costs large messages
-// nothing; small messages that arrive together take a read call per
-// kilobyte. (gws's default is 4 KiB.)
-const readBufferSize = 1 << 10
+// netConnBufferSize is the read buffer under gws of a connection read
+// through net.Conn (TLS, platforms without direct reads), which holds it
+// for its whole life. A message larger than the buffer is read straight
+// into its destination, so a small buffer costs large messages nothing;
+// small messages that arrive together take a read call per kilobyte.
+// (gws's default is 4 KiB.) A socket read directly borrows its buffers
+// while bytes are pending and keeps bufio's minimum, 16 bytes (socketInput).
+const netConnBufferSize = 1 << 10
 
 // accept runs everything that comes before a connection is made: the
 // upgrade request checks, the origin check, the guard, admission and the
@@ -56,11 +58,9 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (connConfig, []b
 		s.register(nil)
 		return connConfig{}, nil, false
 	}
-	var pending []byte // bytes the HTTP server read past the upgrade request
-	if n := brw.Reader.Buffered(); n > 0 {
-		p, _ := brw.Reader.Peek(n)
-		pending = append([]byte(nil), p...)
-	}
+	// The bytes the HTTP server read past the upgrade request: valid until
+	// brw is read again, which it never is.
+	pending, _ := brw.Reader.Peek(brw.Reader.Buffered())
 	return connConfig{server: s, raw: raw, direct: directWriterFor(raw), req: r, resume: resume}, pending, true
 }
 
@@ -68,8 +68,14 @@ func (s *server) accept(w http.ResponseWriter, r *http.Request) (connConfig, []b
 // it. pending are the bytes read past the upgrade request. It reports
 // whether c is now open.
 func (s *server) upgrade(c *conn, pending []byte) bool {
-	wr := &wire{Conn: c.raw, c: c, pending: pending}
-	ws, err := s.upgrader.UpgradeFromConn(wr, bufio.NewReaderSize(wr, readBufferSize), c.req)
+	c.wire = wire{Conn: c.raw, c: c}
+	c.in.init(c.raw, pending)
+	size := netConnBufferSize
+	if c.in.direct() {
+		size = 16 // bufio's minimum: the bytes wait in socketInput's borrowed buffer
+	}
+	c.br = bufio.NewReaderSize(&c.wire, size)
+	ws, err := s.upgrader.UpgradeFromConn(&c.wire, c.br, c.req)
 	if err != nil {
 		// Logged before the socket closes, so the line exists by the time
 		// the client sees the end.

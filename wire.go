@@ -4,12 +4,12 @@ import "net"
 
 // wire is the net.Conn gws reads from and writes to. It routes gws's writes
 // (the upgrade response, and close frames it sends on protocol errors or in
-// reply to the peer's close) through the connection's write lock, and it
-// stops reads once the connection is closing so the handler's range ends.
+// reply to the peer's close) through the connection's write lock, reads
+// through the connection's socketInput, and stops reads once the
+// connection is closing so the handler's range ends.
 type wire struct {
 	net.Conn
-	c       *conn
-	pending []byte // bytes the HTTP server read past the upgrade request
+	c *conn
 }
 
 func (w *wire) Read(p []byte) (int, error) {
@@ -19,16 +19,22 @@ func (w *wire) Read(p []byte) (int, error) {
 	if c.closing.Load() {
 		return 0, net.ErrClosed
 	}
-	if len(w.pending) > 0 {
-		n := copy(p, w.pending)
-		w.pending = w.pending[n:]
-		return n, nil
+	in := &c.in
+	if !in.ready() {
+		if !in.direct() || len(p) >= readBufferSize {
+			in.release() // the read goes straight into p: no buffer held while it waits
+			n, err := w.Conn.Read(p)
+			if c.closing.Load() {
+				return 0, net.ErrClosed
+			}
+			return n, err
+		}
+		in.fill()
+		if c.closing.Load() {
+			return 0, net.ErrClosed
+		}
 	}
-	n, err := w.Conn.Read(p)
-	if c.closing.Load() {
-		return 0, net.ErrClosed
-	}
-	return n, err
+	return in.take(p)
 }
 
 func (w *wire) Write(p []byte) (int, error) {

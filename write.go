@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -197,6 +198,10 @@ func (c *conn) countWritten(frames, bytes int) {
 	c.stats.bytesOut.Add(int64(bytes))
 }
 
+// flushIovecs are the flushers' batches being written, kept so that writev
+// allocates nothing and no connection holds one while it is not writing.
+var flushIovecs = sync.Pool{New: func() any { return new(net.Buffers) }}
+
 // errGwsClosed stops the flusher after gws sent a close frame: the stream,
 // which gws is reading for, ends the connection with the right cause.
 var errGwsClosed = errors.New("wsroom: gws closed the connection")
@@ -218,15 +223,16 @@ func (c *conn) write(batch *frameList) error {
 		err = net.ErrClosed // finish's interruption came before our deadline
 	}
 	if err == nil {
-		c.iov = c.iov[:0]
+		iov := flushIovecs.Get().(*net.Buffers)
 		for f := range batch.all {
-			c.iov = append(c.iov, f)
+			*iov = append(*iov, f)
 		}
-		bufs := c.iov
+		bufs := *iov
 		_, err = bufs.WriteTo(c.raw)
-		clear(c.iov) // WriteTo cleared what it wrote; past len was cleared before
-		if cap(c.iov) > maxIovecs {
-			c.iov = nil // a burst's worth: do not keep it on the connection
+		clear(*iov)                 // WriteTo cleared what it wrote; past len was cleared before
+		if cap(*iov) <= maxIovecs { // not a burst's worth: worth keeping
+			*iov = (*iov)[:0]
+			flushIovecs.Put(iov)
 		}
 	}
 	if err != nil {

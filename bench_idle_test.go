@@ -1,0 +1,57 @@
+//go:build linux
+
+package wsroom_test
+
+import (
+	"fmt"
+	"runtime/metrics"
+	"testing"
+)
+
+// BenchmarkIdleMemoryWarm is BenchmarkIdleMemory measured in a warm
+// process: a first session of as many connections, opened and closed
+// before the measured one, leaves allocated what the Go runtime keeps for
+// reuse once a descriptor is closed (its poll descriptors and finalizer
+// records, off the Go heap), as BenchmarkIdleMemory already does for
+// goroutine descriptors. In a cold process the first connections pay for
+// those once (about 0.6 KiB of RSS each here), whichever server comes
+// first. starting-stack-B is the size the runtime gave new goroutines at
+// the end (GODEBUG adaptivestackstart: the average stack the last
+// collection scanned), which handlers started during a connection storm
+// may keep: a stack is never shrunk below four times its use.
+func BenchmarkIdleMemoryWarm(b *testing.B) {
+	n := idleConns
+	if testing.Short() {
+		n = 500
+	}
+	n = fitFileLimit(b, n)
+	for _, impl := range []struct {
+		name   string
+		newHub newHubFunc
+	}{
+		{"wsroom", newWsroomHub},
+		{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
+	} {
+		b.Run(fmt.Sprintf("%s/conns=%d", impl.name, n), func(b *testing.B) {
+			for range b.N {
+				_ = measureIdle(b, impl.newHub, n) // the warm-up
+				got := measureIdle(b, impl.newHub, n)
+				b.ReportMetric(0, "ns/op")
+				b.ReportMetric(got.heap, "heap-B/conn")
+				b.ReportMetric(got.stack, "stack-B/conn")
+				b.ReportMetric(got.rss, "rss-B/conn")
+				b.ReportMetric(startingStack(), "starting-stack-B")
+			}
+		})
+	}
+}
+
+// startingStack returns the stack size new goroutines start with.
+func startingStack() float64 {
+	s := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64())
+}

@@ -1,0 +1,52 @@
+package wsroom
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// init sets in up to read c, pending first: a TCP or Unix socket is read
+// into borrowed buffers; any other connection (TLS decrypts in Go) through
+// net.Conn.
+func (in *socketInput) init(c net.Conn, pending []byte) {
+	in.pend(pending)
+	var sc syscall.Conn
+	switch c := c.(type) {
+	case *net.TCPConn:
+		sc = c
+	case *net.UnixConn:
+		sc = c
+	default:
+		return
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	in.src, in.readFn = rc, in.readFd
+}
+
+// readFd reads the socket fd after the pending bytes. A drained buffer
+// goes back if there is nothing to read: the wait that follows holds none.
+func (in *socketInput) readFd(fd uintptr) bool {
+	buf := in.space()
+	for {
+		n, err := syscall.Read(int(fd), buf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			in.dry()
+			return false
+		case err != nil:
+			in.gave(0, os.NewSyscallError("read", err))
+		case n == 0:
+			in.gave(0, io.EOF)
+		default:
+			in.gave(n, nil)
+		}
+		return true
+	}
+}
