@@ -193,7 +193,10 @@ func WithWriteTimeout(d time.Duration) Option { return func(cfg *config) { cfg.w
 // WithHeartbeat makes the server ping every interval and close, with
 // StatusGoingAway and reason "idle timeout", a connection from which nothing
 // (message, ping or pong) arrived for idle. A zero interval turns both off.
-// Defaults DefaultPingInterval and DefaultIdleTimeout.
+// Defaults DefaultPingInterval and DefaultIdleTimeout. One timer per
+// endpoint serves every connection, in eighths of the interval: a
+// connection's first ping comes within one interval of its upgrade, and a
+// silent peer is closed within one interval past idle.
 func WithHeartbeat(interval, idle time.Duration) Option {
 	return func(cfg *config) { cfg.pingInterval, cfg.idleTimeout = interval, idle }
 }
