@@ -39,8 +39,9 @@ type members[M any] struct {
 // all yields the subscribers in the snapshot that have not left.
 func (set *members[M]) all() iter.Seq[*subscriber[M]] {
 	return func(yield func(*subscriber[M]) bool) {
-		for i := range set.slots {
-			if s := set.slots[i].Load(); s != nil && !yield(s) {
+		slots := set.slots
+		for i := range slots {
+			if s := slots[i].Load(); s != nil && !yield(s) {
 				return
 			}
 		}
