@@ -19,7 +19,8 @@ var joinSizes = []int{100, 1000, 10000, 50000}
 func BenchmarkJoin(b *testing.B) {
 	for _, n := range joinSizes {
 		b.Run(fmt.Sprintf("subscribe/members=%d", n), func(b *testing.B) {
-			room, joiner := roomOf(b, n)
+			room, conns := roomOf(b, n)
+			joiner := conns[n]
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -37,7 +38,8 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	for _, n := range joinSizes[:3] {
 		b.Run(fmt.Sprintf("announce/members=%d", n), func(b *testing.B) {
-			room, joiner := roomOf(b, n)
+			room, conns := roomOf(b, n)
+			joiner := conns[n]
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -47,6 +49,7 @@ func BenchmarkJoin(b *testing.B) {
 				}
 				leave()
 			}
+			drained(conns)
 			b.StopTimer()
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/delivery")
 		})
@@ -90,9 +93,9 @@ func BenchmarkJoinStorm(b *testing.B) {
 	}
 }
 
-// roomOf returns a room holding n connections, and one more connection
-// that is not in it.
-func roomOf(b *testing.B, n int) (*Room[benchMsg], *Conn[benchMsg]) {
+// roomOf returns a room holding n connections, and those n and one more
+// that is not in the room.
+func roomOf(b *testing.B, n int) (*Room[benchMsg], []*Conn[benchMsg]) {
 	b.Helper()
 	conns, _ := stubConns[benchMsg](n + 1)
 	room := NewRooms[benchMsg]().Room("join")
@@ -101,5 +104,5 @@ func roomOf(b *testing.B, n int) (*Room[benchMsg], *Conn[benchMsg]) {
 			b.Fatal(err)
 		}
 	}
-	return room, conns[n]
+	return room, conns
 }
