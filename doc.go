@@ -69,9 +69,10 @@
 //
 // # Rooms
 //
-// Rooms is a registry of rooms keyed by name. A room's subscriber set is an
-// immutable snapshot behind an atomic pointer: Publish takes no lock, and
-// hands the same encoded frame to every connection. Messages published from
+// Rooms is a registry of rooms keyed by name. A room's subscriber set is a
+// snapshot behind an atomic pointer: Publish takes no lock, and hands the
+// same encoded frame to every connection; a join or a leave costs the same
+// in a room of 50,000 as in a room of 50. Messages published from
 // one goroutine arrive in order; Join subscribes and announces in one step;
 // a room with no subscribers is removed. With a Broker (WithBroker), rooms
 // of the same name in several processes form one room: the adapters are

@@ -283,7 +283,7 @@ func (r *Room[M]) deliverRecordedLocked(h *history, pos Position, payload []byte
 		return
 	}
 	var m M
-	if len(set.subs) > set.conns && json.Unmarshal(payload, &m) != nil {
+	if set.live > set.conns && json.Unmarshal(payload, &m) != nil {
 		r.rooms.remoteInvalid.Add(1)
 		return
 	}
@@ -296,7 +296,7 @@ func (r *Room[M]) deliverRecordedLocked(h *history, pos Position, payload []byte
 // joiner waiting for its announcement's position holds it, a recovered
 // one skips what it was replayed. The room's history lock is held.
 func (set *members[M]) deliverRecorded(m M, pos Position, frame []byte) {
-	for _, s := range set.subs {
+	for s := range set.all() {
 		switch {
 		case s.member == nil:
 			s.fn(m)

@@ -88,9 +88,9 @@ func (rs *Rooms[M]) Len() int { return int(rs.count.Load()) }
 // them; it encodes the message once and gives every connection the same
 // frame.
 //
-// The subscriber set is an immutable snapshot behind an atomic pointer:
-// Publish reads it without a lock, Subscribe and leaving replace it. The
-// guarantees:
+// The subscriber set is a snapshot behind an atomic pointer: Publish reads
+// it without a lock, Subscribe and leaving replace it, at a cost that does
+// not grow with the room (see members). The guarantees:
 //   - once Subscribe (or Join) returns, every later Publish to the room, by
 //     any goroutine through any *Room of that name, reaches the subscriber,
 //     even while the room is being removed as empty at the same moment;
@@ -111,19 +111,11 @@ type Room[M any] struct {
 	hist         *history          // with a HistoryBroker: what this process has received of the room's history
 }
 
-// members is an immutable snapshot of a room's subscribers; nil means the
-// room is not in the registry. A room's stored snapshot is empty only while
-// its first subscribers wait for the broker: otherwise the last subscriber
-// to leave stores nil.
-type members[M any] struct {
-	subs  []*subscriber[M]
-	conns int // how many subs are connections
-}
-
 // subscriber is a connection or, for in-process consumers, a func.
 type subscriber[M any] struct {
 	member *Conn[M]
 	fn     func(M)
+	slot   int // its index in the room's slots (see members), guarded by the room's lock
 
 	// With a HistoryBroker, guarded by the room's history lock: a joiner
 	// waiting for its own announcement's position holds what arrives
@@ -139,20 +131,21 @@ func (r *Room[M]) Name() string { return r.name }
 // Len returns the number of subscribers, connections and funcs.
 func (r *Room[M]) Len() int {
 	if set := r.current(); set != nil {
-		return len(set.subs)
+		return set.live
 	}
 	return 0
 }
 
-// Members yields the connections subscribed to the room (its presence); the
-// set is a snapshot taken when the range starts.
+// Members yields the connections subscribed to the room (its presence):
+// those in it when the range starts; one that leaves while the range runs
+// may be left out.
 func (r *Room[M]) Members() iter.Seq[*Conn[M]] {
 	return func(yield func(*Conn[M]) bool) {
 		set := r.current()
 		if set == nil {
 			return
 		}
-		for _, s := range set.subs {
+		for s := range set.all() {
 			if s.member != nil && !yield(s.member) {
 				return
 			}
@@ -442,7 +435,7 @@ func (r *Room[M]) remove(s *subscriber[M]) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	next := r.set.Load().without(s)
-	if len(next.subs) > 0 || r.joining > 0 {
+	if next.live > 0 || r.joining > 0 {
 		r.set.Store(next)
 		return
 	}
@@ -490,7 +483,7 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 	}
 	var m M
 	valid := utf8.Valid(payload)
-	if valid && len(set.subs) > set.conns {
+	if valid && set.live > set.conns {
 		valid = json.Unmarshal(payload, &m) == nil // which checks all of payload first
 	} else if valid {
 		valid = json.Valid(payload)
@@ -507,39 +500,4 @@ func (r *Room[M]) deliverRemote(payload []byte) {
 	// finds it counted.
 	r.rooms.remoteDelivered.Add(1)
 	set.deliver(m, frame)
-}
-
-// deliver hands one message to every subscriber in the snapshot.
-func (set *members[M]) deliver(m M, frame []byte) {
-	for _, s := range set.subs {
-		switch {
-		case s.member == nil:
-			s.fn(m)
-		case !s.awaiting.Load():
-			_ = s.member.conn.enqueue(frame)
-		}
-	}
-}
-
-func (set *members[M]) with(s *subscriber[M]) *members[M] {
-	next := &members[M]{subs: make([]*subscriber[M], len(set.subs), len(set.subs)+1), conns: set.conns}
-	copy(next.subs, set.subs)
-	next.subs = append(next.subs, s)
-	if s.member != nil {
-		next.conns++
-	}
-	return next
-}
-
-func (set *members[M]) without(s *subscriber[M]) *members[M] {
-	next := &members[M]{subs: make([]*subscriber[M], 0, len(set.subs)), conns: set.conns}
-	for _, x := range set.subs {
-		if x != s {
-			next.subs = append(next.subs, x)
-		}
-	}
-	if s.member != nil {
-		next.conns--
-	}
-	return next
 }
