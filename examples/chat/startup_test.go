@@ -39,9 +39,12 @@ func TestUnreachableBrokerAtStartUpIsLoggedAndTheChatStartsAnyway(t *testing.T) 
 				}
 			}
 			// And it serves: a member joins and is answered. With history
-			// nothing can be recorded, the member's joined included: its
-			// message is answered with an error frame.
+			// nothing can be recorded, the member's joined included: it
+			// is told so, and its message is answered with an error frame.
 			c := wstest.Dial(t, roomURL(p.base, "local", "ann", ""))
+			if reason := expectError(t, c); reason != joinNotRecorded {
+				t.Fatalf("first frame: error %q, want %q", reason, joinNotRecorded)
+			}
 			sendMessage(t, c, "anyone?")
 			if reason := expectError(t, c); reason != notRecorded {
 				t.Fatalf("error frame %q, want %q", reason, notRecorded)
@@ -61,6 +64,9 @@ func TestPostgresReachedAfterStartUpJoinsTheInstances(t *testing.T) {
 	A := startBinary(t, bin, "-postgres", db.url, "-broker-wait", "300ms")
 	room := fmt.Sprintf("late-%d", time.Now().UnixNano())
 	ann := wstest.Dial(t, roomURL(A.base, room, "ann", ""))
+	if reason := expectError(t, ann); reason != joinNotRecorded {
+		t.Fatalf("first frame: error %q, want %q", reason, joinNotRecorded)
+	}
 	sendMessage(t, ann, "too early")
 	if reason := expectError(t, ann); reason != notRecorded {
 		t.Fatalf("error frame %q, want %q", reason, notRecorded)
