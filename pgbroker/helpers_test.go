@@ -88,6 +88,13 @@ func exec(t testing.TB, pool *pgxpool.Pool, sql string, args ...any) {
 // waits for the backend to end.
 func terminateListener(t testing.TB, admin *pgxpool.Pool, b *pgbroker.Broker) {
 	t.Helper()
+	// The listener may still be reconnecting from an earlier drop.
+	wstest.WaitFor(t, "the listener to be connected", func() bool {
+		var n int
+		err := admin.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_stat_activity WHERE application_name = $1`, b.ApplicationName()).Scan(&n)
+		return err == nil && n == 1
+	})
 	rows, err := admin.Query(context.Background(),
 		`SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE application_name = $1`,
 		b.ApplicationName())
