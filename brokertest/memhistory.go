@@ -15,10 +15,18 @@ type MemoryHistory struct {
 	*Memory
 	Size int
 
-	mu    sync.Mutex // orders records: each room's offsets are handed out, and delivered, in order
-	rooms map[string]*memRoom
-	rsubs map[string]map[*memRecordedSub]struct{}
-	epoch int
+	mu      sync.Mutex // guards the fields below; not held while delivering
+	rooms   map[string]*memRoom
+	rsubs   map[string]map[*memRecordedSub]struct{}
+	epoch   int
+	tickets uint64 // records numbered so far, each delivered in its turn
+
+	// Records are delivered one at a time, in the order they were
+	// numbered, without holding mu: a delivery may wait for the room's
+	// history lock, which a joiner holds while it asks History.
+	turnMu  sync.Mutex
+	turn    *sync.Cond
+	serving uint64 // the ticket whose delivery may go now
 }
 
 type memRoom struct {
@@ -34,8 +42,10 @@ type memRecordedSub struct {
 
 // NewMemoryHistory returns an empty bus keeping size messages per room.
 func NewMemoryHistory(size int) *MemoryHistory {
-	return &MemoryHistory{Memory: NewMemory(), Size: size,
+	m := &MemoryHistory{Memory: NewMemory(), Size: size,
 		rooms: map[string]*memRoom{}, rsubs: map[string]map[*memRecordedSub]struct{}{}}
+	m.turn = sync.NewCond(&m.turnMu)
+	return m
 }
 
 // Broker returns a broker for one more process on the bus.
@@ -65,7 +75,6 @@ func (b *memHistoryBroker) Record(room string, payload []byte) (wsroom.Position,
 		return wsroom.Position{}, errDown{}
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock() // held while delivering: every subscriber gets the same order
 	r := m.rooms[room]
 	if r == nil {
 		m.epoch++
@@ -79,9 +88,26 @@ func (b *memHistoryBroker) Record(room string, payload []byte) (wsroom.Position,
 	if len(r.msgs) > m.Size {
 		r.msgs = r.msgs[len(r.msgs)-m.Size:]
 	}
+	subs := make([]*memRecordedSub, 0, len(m.rsubs[room]))
 	for s := range m.rsubs[room] {
+		subs = append(subs, s)
+	}
+	ticket := m.tickets
+	m.tickets++
+	m.mu.Unlock()
+
+	m.turnMu.Lock()
+	for m.serving != ticket {
+		m.turn.Wait()
+	}
+	m.turnMu.Unlock()
+	for _, s := range subs { // every subscriber gets the same order
 		s.deliver(pos, msg)
 	}
+	m.turnMu.Lock()
+	m.serving++
+	m.turn.Broadcast()
+	m.turnMu.Unlock()
 	return pos, nil
 }
 
