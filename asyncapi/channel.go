@@ -39,6 +39,10 @@ const errorReplySchema = `{"type":"object","additionalProperties":false,"require
 	`"properties":{"type":{"const":"error"},"error":{"type":"string",` +
 	`"description":"why the message was rejected; it names the offending field"}}}`
 
+// epochPattern is what wsroom's epochs are made of, in the notice and in
+// recorded messages alike.
+const epochPattern = "^[A-Za-z0-9_-]{1,64}$"
+
 // recoveryNoticeSchema is the shape of wsroom's recovery notice,
 // {"type":"recovery","recovered":true,"epoch":"...","missed":3}; a test
 // checks it against a real endpoint's notices.
@@ -46,7 +50,7 @@ const recoveryNoticeSchema = `{"type":"object","additionalProperties":false,` +
 	`"required":["type","recovered","epoch","missed"],"properties":{` +
 	`"type":{"const":"recovery"},` +
 	`"recovered":{"type":"boolean","description":"true: the missed recorded messages follow, then the live stream; false: the history no longer covers the gap (or is another epoch's), nothing is replayed and the stream is a fresh join's"},` +
-	`"epoch":{"type":"string","pattern":"^[A-Za-z0-9_-]{1,64}$","description":"the room's current epoch"},` +
+	`"epoch":{"type":"string","pattern":"` + epochPattern + `","description":"the room's current epoch"},` +
 	`"missed":{"type":"integer","minimum":0,"description":"how many recorded messages follow, replayed; 0 when not recovered"}}}`
 
 // An Option adds to what the document says of one endpoint.

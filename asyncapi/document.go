@@ -177,7 +177,7 @@ func (b *builder) recorded(out string) (string, error) {
 	}
 	props["seq"] = map[string]any{"type": "integer", "minimum": 1,
 		"description": "The message's offset in the room's history, counted from 1 (wsroom.QuerySince resumes after it)."}
-	props["epoch"] = map[string]any{"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$",
+	props["epoch"] = map[string]any{"type": "string", "pattern": epochPattern,
 		"description": "The room's history the offset belongs to (wsroom.QueryEpoch); another epoch means that history was lost."}
 	req, _ := s["required"].([]any)
 	s["required"] = append([]any{"seq", "epoch"}, slices.DeleteFunc(req, func(r any) bool { return r == "seq" || r == "epoch" })...)

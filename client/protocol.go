@@ -35,15 +35,18 @@ func recordedPosition(data []byte) (wsroom.Position, bool) {
 		return wsroom.Position{}, false
 	}
 	end := bytes.IndexByte(rest, '"')
-	if end <= 0 || end > 64 || !validEpoch(rest[:end]) {
+	if end < 0 || !validEpoch(rest[:end]) {
 		return wsroom.Position{}, false
 	}
 	return wsroom.Position{Offset: offset, Epoch: string(rest[:end])}, true
 }
 
-// validEpoch reports whether epoch is of the characters the server's
-// epochs are made of: those that need no escaping in JSON.
+// validEpoch reports whether epoch is as the server's epochs are: 1 to
+// 64 of the characters that need no escaping in JSON.
 func validEpoch(epoch []byte) bool {
+	if len(epoch) == 0 || len(epoch) > 64 {
+		return false
+	}
 	for _, b := range epoch {
 		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_') {
 			return false
@@ -74,7 +77,7 @@ func parseNotice(data []byte) (notice, bool) {
 	var typ string
 	ok := read(fields["type"], &typ) && typ == "recovery" &&
 		read(fields["recovered"], &n.Recovered) &&
-		read(fields["epoch"], &n.Epoch) && n.Epoch != "" && len(n.Epoch) <= 64 && validEpoch([]byte(n.Epoch)) &&
+		read(fields["epoch"], &n.Epoch) && validEpoch([]byte(n.Epoch)) &&
 		read(fields["missed"], &n.Missed) && n.Missed >= 0
 	return n, ok
 }

@@ -184,8 +184,9 @@ func (b *Broker) usable() error {
 // contiguous: a record that loses a race with another process's reads
 // the room's last record and tries again (Stats.Conflicts), all within
 // 2 seconds; one that has not won by then fails. The race is not fair (a
-// winner's next record goes at once, a loser reads first), so under
-// sustained contention from several processes in one room that happens. Like Publish, Record fails at once with an error wrapping
+// winner's next record goes at once, a loser reads first), so such
+// failures do happen under sustained contention from several processes
+// in one room. Like Publish, Record fails at once with an error wrapping
 // ErrNotConnected while the connection is not connected, and with
 // ErrClosed after Close, which also ends the Records in progress; every
 // error names the room.

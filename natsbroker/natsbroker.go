@@ -393,10 +393,24 @@ func (b *Broker) Subscribe(room string, deliver func(payload []byte)) (cancel fu
 // stop ends s; b.mu is held. Unsubscribe does not wait for the network.
 func (b *Broker) stop(s *subscription) {
 	s.done.Store(true)
-	if n, err := s.sub.Dropped(); err == nil {
-		b.droppedSlowRetired += int64(n)
+	b.retire(s.sub)
+}
+
+// retire unsubscribes sub, keeping the count of the messages it dropped
+// for Stats; b.mu is held. Unsubscribe fails only once the connection is
+// closed, which ended sub anyway.
+func (b *Broker) retire(sub *nats.Subscription) {
+	b.droppedSlowRetired += dropped(sub)
+	_ = sub.Unsubscribe()
+}
+
+// dropped returns how many messages sub dropped as a slow consumer.
+func dropped(sub *nats.Subscription) int64 {
+	n, err := sub.Dropped()
+	if err != nil {
+		return 0
 	}
-	_ = s.sub.Unsubscribe() // fails only once the connection is closed, which ended s anyway
+	return int64(n)
 }
 
 // receive handles one message from NATS for s.
@@ -489,14 +503,10 @@ func (b *Broker) Stats() Stats {
 	st.Subscriptions, st.RecordedSubscriptions = int64(len(b.subs)), int64(len(b.rsubs))
 	st.DroppedSlow = b.droppedSlowRetired
 	for s := range b.subs {
-		if n, err := s.sub.Dropped(); err == nil {
-			st.DroppedSlow += int64(n)
-		}
+		st.DroppedSlow += dropped(s.sub)
 	}
 	for s := range b.rsubs {
-		if n, err := s.sub.Dropped(); err == nil {
-			st.DroppedSlow += int64(n)
-		}
+		st.DroppedSlow += dropped(s.sub)
 	}
 	b.mu.Unlock()
 	return st

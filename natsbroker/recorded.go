@@ -119,10 +119,7 @@ func (b *Broker) cancelRecorded(s *recSub) {
 // sync in progress.
 func (b *Broker) stopRecorded(s *recSub) {
 	s.done.Store(true)
-	if n, err := s.sub.Dropped(); err == nil {
-		b.droppedSlowRetired += int64(n)
-	}
-	_ = s.sub.Unsubscribe()
+	b.retire(s.sub)
 	s.release()
 	b.hist.heads.release(s.head)
 }

@@ -56,9 +56,8 @@ func newMessage(typ, username string, content *string) ChatMessage {
 // wsroom.DefaultHistorySize events, each for wsroom.DefaultHistoryTTL), so
 // a member that reconnects recovers what it missed, whenever the positions
 // can be one per room: without a broker (in-process), or with a broker
-// that keeps the history itself (a wsroom.HistoryBroker: -redis,
-// -postgres). Through any other broker (today's -nats) rooms are joined
-// without history.
+// that keeps the history itself (a wsroom.HistoryBroker: -nats, -redis,
+// -postgres). Through any other broker rooms are joined without history.
 func newRooms(b wsroom.Broker) *wsroom.Rooms[ChatMessage] {
 	if b == nil {
 		return wsroom.NewRooms[ChatMessage](wsroom.WithHistory(0, 0))

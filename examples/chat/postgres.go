@@ -69,7 +69,6 @@ type lateBroker struct {
 type lateSub struct {
 	subscribe func(b *pgbroker.Broker) (cancel func(), ready <-chan struct{})
 	cancel    func() // on the Broker, once made there
-	cancelled bool
 }
 
 var _ wsroom.HistoryBroker = (*lateBroker)(nil)
@@ -187,13 +186,10 @@ func (l *lateBroker) subscribe(on func(*pgbroker.Broker) (func(), <-chan struct{
 	return func() { l.unsubscribe(s) }, nil // nil: in effect at once
 }
 
+// unsubscribe ends s, wherever it is. Called again it does nothing more:
+// the Broker's cancel may be called more than once.
 func (l *lateBroker) unsubscribe(s *lateSub) {
 	l.mu.Lock()
-	if s.cancelled {
-		l.mu.Unlock()
-		return
-	}
-	s.cancelled = true
 	delete(l.waiting, s)
 	cancel := s.cancel
 	l.mu.Unlock()
