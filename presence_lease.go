@@ -137,8 +137,8 @@ func (ps *presences) healthyFor() time.Duration {
 }
 
 // sweep claims room's expired entries and publishes the leave message of
-// each. An entry of this process's own that is still present (its
-// refreshes did not reach the broker in time) is put back, not announced.
+// each. Entries of this process's own that are still present (their
+// refreshes did not reach the broker in time) are put back, not announced.
 func (ps *presences) sweep(room string, rp *roomPresence) {
 	ctx, cancel := context.WithTimeout(context.Background(), ps.lease/4)
 	defer cancel()
@@ -146,14 +146,18 @@ func (ps *presences) sweep(room string, rp *roomPresence) {
 	if err != nil {
 		ps.failed() // what was claimed before the error is announced all the same
 	}
+	lost := false
 	for _, x := range expired {
 		if x.Owner == ps.owner && ps.isPresent(room, x.ID) {
-			ps.refresh(room, rp) // puts it again: it is missing now
+			lost = true
 			continue
 		}
 		ps.claimed.Add(1)
 		if len(x.Leave) > 0 {
 			ps.announce(room, x.Leave)
 		}
+	}
+	if lost {
+		ps.refresh(room, rp) // puts them again, all at once: they are missing now
 	}
 }

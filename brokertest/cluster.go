@@ -55,17 +55,30 @@ func StartInstance(t testing.TB, b wsroom.Broker) *Instance {
 		}
 		return nil
 	}, wsroom.WithSendQueue(1<<14, 8<<20), wsroom.WithRateLimit(0, 0)) // the tests send floods on purpose
+	in.URL = serve(t, in.Endpoint)
+	return in
+}
+
+// endpoint is what serve needs of a wsroom.Endpoint, whatever its
+// message types.
+type endpoint interface {
+	http.Handler
+	Shutdown(context.Context) error
+}
+
+// serve serves ep at /{room} on a real socket and returns its URL; at
+// cleanup it shuts ep down, then the server.
+func serve(t testing.TB, ep endpoint) string {
 	mux := http.NewServeMux()
-	mux.Handle("GET /{room}", in.Endpoint)
+	mux.Handle("GET /{room}", ep)
 	srv := httptest.NewServer(mux)
-	in.URL = srv.URL
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
 		defer cancel()
-		_ = in.Endpoint.Shutdown(ctx)
+		_ = ep.Shutdown(ctx)
 		srv.Close()
 	})
-	return in
+	return srv.URL
 }
 
 // Join connects a client to room on the instance and waits until the room

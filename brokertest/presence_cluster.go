@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"testing"
 	"time"
@@ -41,17 +39,7 @@ const TestLease = 2 * time.Second
 func StartPresenceInstance(t testing.TB, b wsroom.PresenceBroker, lease time.Duration) *PresenceInstance {
 	t.Helper()
 	in := &PresenceInstance{Rooms: wsroom.NewRooms[PresenceMsg](wsroom.WithBroker(b), wsroom.WithPresenceLease(lease))}
-	ep := wsroom.New(PresenceHandler(in.Rooms), wsroom.WithRateLimit(0, 0))
-	mux := http.NewServeMux()
-	mux.Handle("GET /{room}", ep)
-	srv := httptest.NewServer(mux)
-	in.URL = srv.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
-		defer cancel()
-		_ = ep.Shutdown(ctx)
-		srv.Close()
-	})
+	in.URL = serve(t, wsroom.New(PresenceHandler(in.Rooms), wsroom.WithRateLimit(0, 0)))
 	return in
 }
 

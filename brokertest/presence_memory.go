@@ -112,23 +112,17 @@ func (b *memPresenceBroker) DropPresence(room string, ids []string) error {
 }
 
 func (b *memPresenceBroker) ReadPresence(_ context.Context, room string) ([]wsroom.PresenceRecord, error) {
-	if b.isDown() {
-		return nil, errDown{}
-	}
-	m := b.pres
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	now := time.Now()
-	var out []wsroom.PresenceRecord
-	for _, e := range m.rooms[room] {
-		if e.expires.After(now) {
-			out = append(out, clone(e.rec))
-		}
-	}
-	return out, nil
+	return b.collect(room, false)
 }
 
 func (b *memPresenceBroker) ClaimExpired(_ context.Context, room string) ([]wsroom.PresenceRecord, error) {
+	return b.collect(room, true)
+}
+
+// collect returns room's entries whose lease runs or, if expired, those
+// whose lease has run out, which it removes in the same step: each
+// expired entry goes to one caller.
+func (b *memPresenceBroker) collect(room string, expired bool) ([]wsroom.PresenceRecord, error) {
 	if b.isDown() {
 		return nil, errDown{}
 	}
@@ -138,8 +132,11 @@ func (b *memPresenceBroker) ClaimExpired(_ context.Context, room string) ([]wsro
 	now := time.Now()
 	var out []wsroom.PresenceRecord
 	for id, e := range m.rooms[room] {
-		if !e.expires.After(now) {
-			out = append(out, e.rec)
+		if e.expires.After(now) == expired {
+			continue
+		}
+		out = append(out, clone(e.rec))
+		if expired {
 			delete(m.rooms[room], id)
 		}
 	}

@@ -1,12 +1,9 @@
 package brokertest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"iter"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"sync"
 	"testing"
@@ -61,16 +58,7 @@ func StartHistoryInstance(t testing.TB, b wsroom.HistoryBroker) *HistoryInstance
 		}
 		return nil
 	}, wsroom.WithSendQueue(1<<16, 64<<20), wsroom.WithRateLimit(0, 0))
-	mux := http.NewServeMux()
-	mux.Handle("GET /{room}", ep)
-	srv := httptest.NewServer(mux)
-	in.URL = srv.URL
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wstest.Timeout)
-		defer cancel()
-		_ = ep.Shutdown(ctx)
-		srv.Close()
-	})
+	in.URL = serve(t, ep)
 	return in
 }
 

@@ -94,10 +94,17 @@ return {epoch, top, redis.call('xrange', KEYS[2], ARGV[4], '+', 'COUNT', ARGV[5]
 // name follows unchanged, after a fixed-length header, so distinct rooms
 // have distinct keys.
 func (b *Broker) historyKeys(room string) []string {
+	tag := b.roomTag(room)
+	return []string{tag + "m:" + room, tag + "s:" + room}
+}
+
+// roomTag returns the prefix of every key of room: the Broker's prefix
+// and a hash tag of the room's name, so that a room's keys share a
+// Cluster slot.
+func (b *Broker) roomTag(room string) string {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(room))
-	tag := fmt.Sprintf("%s:{%016x}", b.prefix, h.Sum64())
-	return []string{tag + "m:" + room, tag + "s:" + room}
+	return fmt.Sprintf("%s:{%016x}", b.prefix, h.Sum64())
 }
 
 // newEpoch returns an epoch no room has had: this Broker's id and a

@@ -114,10 +114,9 @@ return {#ids, out}
 `)
 
 // presenceKeys returns the keys of room's presence: the entries hash and
-// the expiries sorted set, under the room's hash tag (see historyKeys).
+// the expiries sorted set, under the room's hash tag.
 func (b *Broker) presenceKeys(room string) []string {
-	keys := b.historyKeys(room)
-	tag := keys[0][:len(keys[0])-len("m:"+room)]
+	tag := b.roomTag(room)
 	return []string{tag + "p:" + room, tag + "e:" + room}
 }
 
