@@ -30,11 +30,11 @@ func (in *socketInput) readFd(fd uintptr) bool {
 			in.dry()
 			return false
 		case err != nil:
-			in.gave(0, os.NewSyscallError("read", err))
+			in.failed(os.NewSyscallError("read", err))
 		case n == 0:
-			in.gave(0, io.EOF)
+			in.failed(io.EOF)
 		default:
-			in.gave(n, nil)
+			in.gave(n)
 		}
 		return true
 	}
