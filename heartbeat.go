@@ -54,7 +54,8 @@ func (s *server) disarmHeartbeat() {
 func (s *server) tickEvery() time.Duration { return s.cfg.pingInterval / beatTurns }
 
 // tick gives the live connections whose turn it is their beat, then arms
-// the next tick (unless the last connection went meanwhile).
+// the next tick (unless the last connection went meanwhile, disarming the
+// heartbeat).
 func (s *server) tick() {
 	s.mu.Lock()
 	batch := s.beats.batch[:0]
@@ -73,12 +74,8 @@ func (s *server) tick() {
 	clear(batch)
 	s.mu.Lock()
 	s.beats.batch = batch
-	if s.beats.armed {
-		if len(s.conns) > 0 {
-			s.beats.timer.Reset(s.tickEvery())
-		} else {
-			s.beats.armed = false
-		}
+	if s.beats.armed { // disarmHeartbeat keeps it false with no connection
+		s.beats.timer.Reset(s.tickEvery())
 	}
 	s.mu.Unlock()
 }

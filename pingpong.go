@@ -22,16 +22,25 @@ const (
 // readPingPong answers the ping or pong at the head of what was read, if
 // a whole one is there. c.readMu must be held.
 func (c *conn) readPingPong() frameNext {
-	var head [2 + 4 + maxControlPayload]byte // a masked control frame, whole
 	buffered, _ := c.br.Peek(c.br.Buffered())
-	n := copy(head[:], buffered)
-	n += copy(head[n:], c.in.pending())
-	if n == 0 {
+	pending := c.in.pending()
+	var first byte
+	switch {
+	case len(buffered) > 0:
+		first = buffered[0]
+	case len(pending) > 0:
+		first = pending[0]
+	default:
 		return frameUnread
 	}
-	if op := head[0] & 0x0F; op != opPing && op != opPong {
+	// A message's frame, the common case, is told by its first byte,
+	// before anything is copied.
+	if op := first & 0x0F; op != opPing && op != opPong {
 		return frameForGws
 	}
+	var head [2 + 4 + maxControlPayload]byte // a masked control frame, whole
+	n := copy(head[:], buffered)
+	n += copy(head[n:], pending)
 	if n < 2 {
 		return frameUnread
 	}

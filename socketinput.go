@@ -103,18 +103,8 @@ func (in *socketInput) space() []byte {
 	return b[in.w:]
 }
 
-// gave records what a read into space gave: n bytes, or err. A drained
-// buffer goes back when a read gave nothing.
-func (in *socketInput) gave(n int, err error) {
-	if n > 0 {
-		in.w += n
-		return
-	}
-	if in.r == in.w {
-		in.release()
-	}
-	in.err = err
-}
+// gave records the n bytes a read into space gave.
+func (in *socketInput) gave(n int) { in.w += n }
 
 // dry is a read that found nothing: a drained buffer goes back before the
 // wait.
@@ -122,6 +112,13 @@ func (in *socketInput) dry() {
 	if in.r == in.w {
 		in.release()
 	}
+}
+
+// failed is a read that ended in err: a drained buffer goes back, as on
+// a dry read, and err is taken once the pending bytes are.
+func (in *socketInput) failed(err error) {
+	in.dry()
+	in.err = err
 }
 
 // release gives the buffer back.

@@ -12,20 +12,9 @@ import (
 // net.Conn.
 func (in *socketInput) init(c net.Conn, pending []byte) {
 	in.pend(pending)
-	var sc syscall.Conn
-	switch c := c.(type) {
-	case *net.TCPConn:
-		sc = c
-	case *net.UnixConn:
-		sc = c
-	default:
-		return
+	if rc := rawConnOf(c); rc != nil {
+		in.src, in.readFn = rc, in.readFd
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	in.src, in.readFn = rc, in.readFd
 }
 
 // readFd reads the socket fd after the pending bytes. A drained buffer
@@ -41,11 +30,11 @@ func (in *socketInput) readFd(fd uintptr) bool {
 			in.dry()
 			return false
 		case err != nil:
-			in.gave(0, os.NewSyscallError("read", err))
+			in.failed(os.NewSyscallError("read", err))
 		case n == 0:
-			in.gave(0, io.EOF)
+			in.failed(io.EOF)
 		default:
-			in.gave(n, nil)
+			in.gave(n)
 		}
 		return true
 	}

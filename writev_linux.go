@@ -48,6 +48,16 @@ type rawWriter struct{ rc syscall.RawConn }
 // directWriterFor returns the non-blocking writer of a TCP or Unix socket,
 // or nil (TLS connections encrypt in Go: they keep blocking writes).
 func directWriterFor(c net.Conn) directWriter {
+	rc := rawConnOf(c)
+	if rc == nil {
+		return nil
+	}
+	return rawWriter{rc}
+}
+
+// rawConnOf returns the file descriptor access of a TCP or Unix socket,
+// or nil for any other connection (TLS encrypts and decrypts in Go).
+func rawConnOf(c net.Conn) syscall.RawConn {
 	var sc syscall.Conn
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -61,7 +71,7 @@ func directWriterFor(c net.Conn) directWriter {
 	if err != nil {
 		return nil
 	}
-	return rawWriter{rc}
+	return rc
 }
 
 func (d rawWriter) writev(w *worker, l *frameList) (frames, bytes int, err error) {

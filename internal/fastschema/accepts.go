@@ -47,13 +47,12 @@ func (n *node) accepts(v any) bool {
 	return false // not a value of a JSON tree
 }
 
-// typeMatches reports whether v is of one of n's types. A number is an
-// integer when its literal has no exponent and no fraction but zeros, and
-// its integer part fits an int64; any other is left to the full
-// validator.
+// typeMatches reports whether v is of one of n's types. A number matches
+// integer here; whether it is one is told by number, which parses its
+// literal once for that and for the bounds.
 func (n *node) typeMatches(v any) bool {
 	var t types
-	switch v := v.(type) {
+	switch v.(type) {
 	case nil:
 		t = tNull
 	case bool:
@@ -65,14 +64,7 @@ func (n *node) typeMatches(v any) bool {
 	case map[string]any:
 		t = tObject
 	case json.Number:
-		if n.types&tNumber != 0 {
-			return true
-		}
-		if n.types&tInteger == 0 {
-			return false
-		}
-		floor, ceil, ok := integerRange(string(v))
-		return ok && floor == ceil
+		t = tNumber | tInteger
 	}
 	return n.types&t != 0
 }
@@ -140,15 +132,19 @@ func (n *node) string(s string) bool {
 	return n.pattern == nil || n.pattern.MatchString(s)
 }
 
-// number checks the bounds on literals without an exponent whose integer
-// part fits an int64; any other literal under a bound is left to the full
+// number checks that lit is an integer when the type says so, and the
+// bounds. A number is an integer when its literal has no exponent and no
+// fraction but zeros, and its integer part fits an int64. Only literals
+// without an exponent whose integer part fits an int64 are checked: any
+// other, under the integer type or a bound, is left to the full
 // validator.
 func (n *node) number(lit json.Number) bool {
-	if len(n.bounds) == 0 {
+	integer := n.types&tInteger != 0 && n.types&tNumber == 0
+	if !integer && len(n.bounds) == 0 {
 		return true
 	}
 	floor, ceil, ok := integerRange(string(lit))
-	if !ok {
+	if !ok || integer && floor != ceil {
 		return false
 	}
 	for _, b := range n.bounds {
