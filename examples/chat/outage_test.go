@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/pgtest"
 	"github.com/wsroom/wsroom/internal/redistest"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
@@ -35,8 +36,8 @@ func TestRedisRestartDisconnectsNobody(t *testing.T) {
 }
 
 func TestPostgresRestartDisconnectsNobody(t *testing.T) {
-	srv := pgOwn(t)
-	brokerRestartDisconnectsNobody(t, "-postgres", srv.url, srv.stop, func() { srv.restart(t) })
+	srv := pgtest.Own(t)
+	brokerRestartDisconnectsNobody(t, "-postgres", srv.URL, srv.Stop, func() { srv.Restart(t) })
 }
 
 // Timing of the scenario (not synchronisation: the test waits on events).
