@@ -8,9 +8,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/wsroom/wsroom/internal/wstest"
 )
 
 // BenchmarkIdleMemory measures the server's memory per idle connection:
@@ -91,7 +92,7 @@ func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reserveGoroutines(n + 1024)
+	wstest.ReserveGoroutines(n + 1024)
 
 	settle()
 	var before, after runtime.MemStats
@@ -123,25 +124,6 @@ func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
 		stack: perConn(after.StackInuse, before.StackInuse),
 		rss:   perConn(rss1, rss0),
 	}
-}
-
-// reserveGoroutines makes sure that k goroutine descriptors exist for
-// reuse, so that none is allocated, and never freed, while measuring.
-func reserveGoroutines(k int) {
-	var started, ended sync.WaitGroup
-	release := make(chan struct{})
-	started.Add(k)
-	ended.Add(k)
-	for range k {
-		go func() {
-			started.Done()
-			<-release
-			ended.Done()
-		}()
-	}
-	started.Wait()
-	close(release)
-	ended.Wait()
 }
 
 // rss returns the resident set size of this process, in bytes.
