@@ -97,15 +97,8 @@ func (m *idleMemory) report(b *testing.B) {
 }
 
 func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
-	s, err := startSession(newHub, n, 1, false)
-	defer func() {
-		if err := s.close(); err != nil {
-			b.Errorf("close: %v", err)
-		}
-	}()
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := mustSession(b, newHub, n, 1, false)
+	defer closeSession(b, s)
 	wstest.ReserveGoroutines(n + 1024)
 
 	settle()

@@ -252,21 +252,6 @@ func measureJoinStorm(b *testing.B, newHub newHubFunc, n, deliveries int) []metr
 	}
 }
 
-func mustSession(b *testing.B, newHub newHubFunc, n, rooms int, announce bool) *session {
-	s, err := startSession(newHub, n, rooms, announce)
-	if err != nil {
-		closeSession(b, s)
-		b.Fatal(err)
-	}
-	return s
-}
-
-func closeSession(b *testing.B, s *session) {
-	if err := s.close(); err != nil {
-		b.Errorf("close: %v", err)
-	}
-}
-
 func serverCPU(b *testing.B, s server) time.Duration {
 	d, err := s.CPU()
 	must(b, err)
