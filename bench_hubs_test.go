@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/lxzan/gws"
@@ -519,6 +520,24 @@ func (s *session) close() error {
 		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// mustSession is startSession, closing what was started and failing b on
+// error.
+func mustSession(b *testing.B, newHub newHubFunc, n, rooms int, announce bool) *session {
+	s, err := startSession(newHub, n, rooms, announce)
+	if err != nil {
+		closeSession(b, s)
+		b.Fatal(err)
+	}
+	return s
+}
+
+// closeSession closes s, reporting an error to b.
+func closeSession(b *testing.B, s *session) {
+	if err := s.close(); err != nil {
+		b.Errorf("close: %v", err)
+	}
 }
 
 // settle collects garbage, twice so that sync.Pools are emptied too, and

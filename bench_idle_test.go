@@ -20,26 +20,12 @@ import (
 // collection scanned), which handlers started during a connection storm
 // may keep: a stack is never shrunk below four times its use.
 func BenchmarkIdleMemoryWarm(b *testing.B) {
-	n := idleConns
-	if testing.Short() {
-		n = 500
-	}
-	n = fitFileLimit(b, n)
-	for _, impl := range []struct {
-		name   string
-		newHub newHubFunc
-	}{
-		{"wsroom", newWsroomHub},
-		{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
-	} {
+	n := idleConnsFor(b)
+	for _, impl := range idleHubs[:2] { // wsroom and gws
 		b.Run(fmt.Sprintf("%s/conns=%d", impl.name, n), func(b *testing.B) {
 			for range b.N {
 				_ = measureIdle(b, impl.newHub, n) // the warm-up
-				got := measureIdle(b, impl.newHub, n)
-				b.ReportMetric(0, "ns/op")
-				b.ReportMetric(got.heap, "heap-B/conn")
-				b.ReportMetric(got.stack, "stack-B/conn")
-				b.ReportMetric(got.rss, "rss-B/conn")
+				measureIdle(b, impl.newHub, n).report(b)
 				b.ReportMetric(startingStack(), "starting-stack-B")
 			}
 		})

@@ -8,9 +8,10 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/wsroom/wsroom/internal/wstest"
 )
 
 // BenchmarkIdleMemory measures the server's memory per idle connection:
@@ -46,19 +47,8 @@ import (
 // ns/op is not reported. With -short
 // it holds 500 connections. Run with -benchtime=1x.
 func BenchmarkIdleMemory(b *testing.B) {
-	n := idleConns
-	if testing.Short() {
-		n = 500
-	}
-	n = fitFileLimit(b, n)
-	for _, impl := range []struct {
-		name   string
-		newHub newHubFunc
-	}{
-		{"wsroom", newWsroomHub},
-		{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
-		{"gws-inline", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, true) }},
-	} {
+	n := idleConnsFor(b)
+	for _, impl := range idleHubs {
 		b.Run(impl.name, func(b *testing.B) {
 			var got *idleMemory
 			var gotFor *testing.B
@@ -68,30 +58,48 @@ func BenchmarkIdleMemory(b *testing.B) {
 				if gotFor != b {
 					got, gotFor = measureIdle(b, impl.newHub, n), b
 				}
-				b.ReportMetric(0, "ns/op")
-				b.ReportMetric(got.heap, "heap-B/conn")
-				b.ReportMetric(got.stack, "stack-B/conn")
-				b.ReportMetric(got.rss, "rss-B/conn")
+				got.report(b)
 			})
 		})
 	}
+}
+
+// idleHubs are the servers the idle memory benchmarks compare.
+var idleHubs = []struct {
+	name   string
+	newHub newHubFunc
+}{
+	{"wsroom", newWsroomHub},
+	{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
+	{"gws-inline", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, true) }},
+}
+
+// idleConnsFor returns how many idle connections b holds: idleConns, 500
+// with -short, fewer if the open file limit is too low.
+func idleConnsFor(b *testing.B) int {
+	n := idleConns
+	if testing.Short() {
+		n = 500
+	}
+	return fitFileLimit(b, n)
 }
 
 const idleConns = 5000
 
 type idleMemory struct{ heap, stack, rss float64 }
 
+// report reports m as b's metrics, without ns/op.
+func (m *idleMemory) report(b *testing.B) {
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(m.heap, "heap-B/conn")
+	b.ReportMetric(m.stack, "stack-B/conn")
+	b.ReportMetric(m.rss, "rss-B/conn")
+}
+
 func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
-	s, err := startSession(newHub, n, 1, false)
-	defer func() {
-		if err := s.close(); err != nil {
-			b.Errorf("close: %v", err)
-		}
-	}()
-	if err != nil {
-		b.Fatal(err)
-	}
-	reserveGoroutines(n + 1024)
+	s := mustSession(b, newHub, n, 1, false)
+	defer closeSession(b, s)
+	wstest.ReserveGoroutines(n + 1024)
 
 	settle()
 	var before, after runtime.MemStats
@@ -123,25 +131,6 @@ func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
 		stack: perConn(after.StackInuse, before.StackInuse),
 		rss:   perConn(rss1, rss0),
 	}
-}
-
-// reserveGoroutines makes sure that k goroutine descriptors exist for
-// reuse, so that none is allocated, and never freed, while measuring.
-func reserveGoroutines(k int) {
-	var started, ended sync.WaitGroup
-	release := make(chan struct{})
-	started.Add(k)
-	ended.Add(k)
-	for range k {
-		go func() {
-			started.Done()
-			<-release
-			ended.Done()
-		}()
-	}
-	started.Wait()
-	close(release)
-	ended.Wait()
 }
 
 // rss returns the resident set size of this process, in bytes.

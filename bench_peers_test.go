@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/wsroom/wsroom/internal/wstest"
 )
 
 // BenchmarkPeers measures wsroom beside raw gws and Bun (uWebSockets, see
@@ -211,7 +213,7 @@ func measureIdleRSS(b *testing.B, newHub newHubFunc, n int) []metric {
 	n = fitFileLimit(b, n)
 	s := mustSession(b, newHub, n, 1, false)
 	defer closeSession(b, s)
-	reserveGoroutines(n + 1024) // see BenchmarkIdleMemory; nothing to Bun's process
+	wstest.ReserveGoroutines(n + 1024) // see BenchmarkIdleMemory; nothing to Bun's process
 	must(b, s.hub.Settle())
 	rss0, err := s.hub.RSS()
 	must(b, err)
@@ -247,21 +249,6 @@ func measureJoinStorm(b *testing.B, newHub newHubFunc, n, deliveries int) []metr
 		{connected.Seconds(), "connect-s"},
 		{cpu.Seconds(), "cpu-s"},
 		{total.Seconds(), "total-s"},
-	}
-}
-
-func mustSession(b *testing.B, newHub newHubFunc, n, rooms int, announce bool) *session {
-	s, err := startSession(newHub, n, rooms, announce)
-	if err != nil {
-		closeSession(b, s)
-		b.Fatal(err)
-	}
-	return s
-}
-
-func closeSession(b *testing.B, s *session) {
-	if err := s.close(); err != nil {
-		b.Errorf("close: %v", err)
 	}
 }
 

@@ -73,7 +73,7 @@ func TestIdleConnectionsParkOnTheSmallestStackAndHoldNoReadBuffer(t *testing.T) 
 	// connections' goroutines go, not when they were started.
 	release := ballast(4 * n)
 	defer release()
-	reserveGoroutines(2*n + 256) // after the ballast, which would take them
+	wstest.ReserveGoroutines(2*n + 256) // after the ballast, which would take them
 
 	before := idleSnapshot()
 	if err := proc.Dial(timeout); err != nil {
@@ -130,23 +130,4 @@ func ballast(k int) (release func()) {
 	}
 	started.Wait()
 	return func() { close(done) }
-}
-
-// reserveGoroutines makes sure that k goroutine descriptors exist for
-// reuse, so that none is allocated, and never freed, while measuring.
-func reserveGoroutines(k int) {
-	var started, ended sync.WaitGroup
-	release := make(chan struct{})
-	started.Add(k)
-	ended.Add(k)
-	for range k {
-		go func() {
-			started.Done()
-			<-release
-			ended.Done()
-		}()
-	}
-	started.Wait()
-	close(release)
-	ended.Wait()
 }

@@ -164,8 +164,7 @@ func TestContextAndCloseEndTheRange(t *testing.T) {
 				t.Fatal("no joined")
 			}
 			if tc.reconnecting {
-				p.Hold(true)
-				p.Cut()
+				p.Down()
 				wstest.WaitFor(t, "a failed reconnection", func() bool { return st.count(client.Reconnecting) >= 2 })
 			}
 			if tc.close {
@@ -203,8 +202,7 @@ func TestBackoffIsBoundedAndAttemptsEnd(t *testing.T) {
 	const lo, hi, attempts = 2 * time.Millisecond, 16 * time.Millisecond, 8
 	c := dial(t, deadline(t), p.URL("/room/backoff"),
 		client.WithBackoff(lo, hi), client.WithMaxAttempts(attempts), client.WithStatus(st.add))
-	p.Hold(true)
-	p.Cut()
+	p.Down()
 	start := time.Now()
 	_, err := finalError(t, c)
 	var gaveUp *client.GaveUpError
@@ -240,15 +238,14 @@ func TestSendWhileReconnectingFailsFast(t *testing.T) {
 	c := dial(t, deadline(t), p.URL("/room/send"), fast()...)
 	next := messages(t, c)
 	next() // joined
-	p.Hold(true)
-	p.Cut()
+	p.Down()
 	// Nobody ranges meanwhile: the Conn reconnects all the same.
 	var err error
 	wstest.WaitFor(t, "Send to fail", func() bool { err = c.Send(In{Text: "lost"}); return err != nil })
 	if !errors.Is(err, client.ErrReconnecting) {
 		t.Fatalf("Send while reconnecting: %v, want ErrReconnecting", err)
 	}
-	p.Hold(false)
+	p.Up()
 	if m := next(); m.Type != "joined" {
 		t.Fatalf("after the reconnection %+v, want joined", m)
 	}
@@ -272,11 +269,10 @@ func TestServiceUnavailableIsRetriedAfterRetryAfter(t *testing.T) {
 	c := dial(t, deadline(t), p.URL("/room/cap"), client.WithBackoff(time.Millisecond, hi), client.WithStatus(st.add))
 	next := messages(t, c)
 	next() // joined
-	p.Hold(true)
-	p.Cut()
+	p.Down()
 	wstest.WaitFor(t, "the place to be free", func() bool { return srv.ep.Stats().Connections == 0 })
 	holder := wstest.Dial(t, srv.URL+"/room/cap")
-	p.Hold(false)
+	p.Up()
 	wstest.WaitFor(t, "a refusal", func() bool { return srv.ep.Stats().Refused > 0 })
 	holder.Close()
 	if m := next(); m.Type != "joined" {

@@ -136,12 +136,11 @@ func TestHistoryLostIsReportedAndTheStreamGoesOn(t *testing.T) {
 		}
 	}
 	before := c.Position()
-	p.Hold(true)
-	p.Cut()
+	p.Down()
 	for i := 4; i <= 40; i++ { // 37 missed, the history keeps 10
 		_ = room.Publish(Out{Type: "msg", N: i})
 	}
-	p.Hold(false)
+	p.Up()
 	events = nil
 	if m := next(); m.Type != "joined" {
 		t.Fatalf("after the reconnect %+v, want our joined: nothing of what was missed", m)

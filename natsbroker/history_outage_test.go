@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/brokertest"
+	"github.com/wsroom/wsroom/internal/tcpproxy"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/natsbroker"
 )
@@ -20,9 +21,9 @@ import (
 func TestRecordFailsAtOnceWhileDisconnectedAndTheSubscriptionCatchesUp(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newJetStreamServer(t)
-	px := newProxy(t, ns.url()[len("nats://"):])
+	px := tcpproxy.New(t, ns.url()[len("nats://"):])
 	a := newBroker(t, connect(t, ns.url()), natsbroker.WithHistory(0, time.Minute))
-	ncB := connect(t, px.url())
+	ncB := connect(t, "nats://"+px.Addr())
 	b := newBroker(t, ncB, natsbroker.WithHistory(0, time.Minute))
 	in := brokertest.NewRecordedInbox(64)
 	defer brokertest.SubscribeRecorded(t, b, "cut", in.Deliver)()
@@ -31,7 +32,7 @@ func TestRecordFailsAtOnceWhileDisconnectedAndTheSubscriptionCatchesUp(t *testin
 		in.Next(t)
 	}
 
-	px.cut()
+	px.Down()
 	wstest.WaitFor(t, "b to notice it is cut off", func() bool { return !ncB.IsConnected() })
 	began := time.Now()
 	_, err := b.Record("cut", []byte(`{}`))
@@ -41,7 +42,7 @@ func TestRecordFailsAtOnceWhileDisconnectedAndTheSubscriptionCatchesUp(t *testin
 	}
 	away := record(t, a, "cut", 10)
 
-	px.restore()
+	px.Up()
 	for _, want := range away {
 		if got := in.Next(t); got.Position != want {
 			t.Fatalf("after the reconnection: %+v, want %+v", got.Position, want)
@@ -122,8 +123,8 @@ func TestRecoveryAfterANATSServerRestart(t *testing.T) {
 func TestALostAcknowledgementHidesARecord(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newJetStreamServer(t)
-	px := newProxy(t, ns.url()[len("nats://"):])
-	ncA := connect(t, px.url())
+	px := tcpproxy.New(t, ns.url()[len("nats://"):])
+	ncA := connect(t, "nats://"+px.Addr())
 	a := newBroker(t, ncA, natsbroker.WithHistory(0, time.Minute))
 	b := newBroker(t, connect(t, ns.url()), natsbroker.WithHistory(0, time.Minute))
 	in := brokertest.NewRecordedInbox(8)
@@ -134,7 +135,7 @@ func TestALostAcknowledgementHidesARecord(t *testing.T) {
 	first := record(t, a, "lost", 1)[0]
 	in.Next(t)
 
-	px.freeze()
+	px.Stall()
 	if _, err := a.Record("lost", []byte(`{"lost":true}`)); err == nil {
 		t.Fatal("Record succeeded without its acknowledgement")
 	}
@@ -147,9 +148,9 @@ func TestALostAcknowledgementHidesARecord(t *testing.T) {
 		t.Fatalf("history after the failed record: %+v, complete %v; want it, once", msgs, complete)
 	}
 
-	px.cut()
+	px.Down()
 	wstest.WaitFor(t, "a to notice it is cut off", func() bool { return !ncA.IsConnected() })
-	px.restore()
+	px.Up()
 	awaitHistory(t, a)
 	if next := record(t, a, "lost", 1)[0]; next.Offset != first.Offset+2 {
 		t.Fatalf("a's next record at %+v, want offset %d", next, first.Offset+2)
@@ -233,13 +234,13 @@ func awaitHistory(t testing.TB, b *natsbroker.Broker) {
 func TestRecordedSubscriptionMadeDuringAnOutageDeliversOnceBack(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newJetStreamServer(t)
-	px := newProxy(t, ns.url()[len("nats://"):])
+	px := tcpproxy.New(t, ns.url()[len("nats://"):])
 	a := newBroker(t, connect(t, ns.url()), natsbroker.WithHistory(0, time.Minute))
-	ncB := connect(t, px.url())
+	ncB := connect(t, "nats://"+px.Addr())
 	b := newBroker(t, ncB, natsbroker.WithHistory(0, time.Minute))
 	record(t, a, "late", 2)
 
-	px.cut()
+	px.Down()
 	wstest.WaitFor(t, "b to notice it is cut off", func() bool { return !ncB.IsConnected() })
 	got := make(chan wsroom.Position, 1024)
 	cancel, ready := b.SubscribeRecorded("late", func(pos wsroom.Position, _ []byte) { got <- pos })
@@ -251,7 +252,7 @@ func TestRecordedSubscriptionMadeDuringAnOutageDeliversOnceBack(t *testing.T) {
 	}
 	record(t, a, "late", 1) // before b's subscription is on the server
 
-	px.restore()
+	px.Up()
 	var first wsroom.Position
 	wstest.WaitFor(t, "b's subscription to deliver a record", func() bool {
 		record(t, a, "late", 1)

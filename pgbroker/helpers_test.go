@@ -11,9 +11,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/brokertest"
+	"github.com/wsroom/wsroom/internal/pgtest"
 	"github.com/wsroom/wsroom/internal/wstest"
 	"github.com/wsroom/wsroom/pgbroker"
-	"github.com/wsroom/wsroom/pgbroker/internal/pgtest"
 )
 
 func TestMain(m *testing.M) {

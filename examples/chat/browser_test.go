@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wsroom/wsroom/internal/tcpproxy"
 )
 
 // pageBudget bounds the whole browser test, every scenario included.
@@ -66,17 +68,17 @@ func TestPageInARealBrowser(t *testing.T) {
 	})
 	t.Run("CutConnectionResumesAndSaysWhatItRecovered", func(t *testing.T) {
 		p := startBinary(t, bin)
-		proxy := startProxy(t, strings.TrimPrefix(p.base, "http://"))
+		proxy := tcpproxy.New(t, strings.TrimPrefix(p.base, "http://"))
 		runPage(ctx, t, script, "recover", p, func(req string) {
 			switch req {
 			case "cut":
-				proxy.cut()
+				proxy.Down()
 			case "heal":
-				proxy.heal()
+				proxy.Up()
 			default:
 				t.Fatalf("the script asked for %q", req)
 			}
-		}, proxy.base())
+		}, "http://"+proxy.Addr())
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsroom/wsroom/internal/pgtest"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
@@ -59,9 +60,9 @@ func TestUnreachableBrokerAtStartUpIsLoggedAndTheChatStartsAnyway(t *testing.T) 
 // instance's.
 func TestPostgresReachedAfterStartUpJoinsTheInstances(t *testing.T) {
 	bin := chatBinary(t)
-	db := pgOwn(t)
-	db.stop()
-	A := startBinary(t, bin, "-postgres", db.url, "-broker-wait", "300ms")
+	db := pgtest.Own(t)
+	db.Stop()
+	A := startBinary(t, bin, "-postgres", db.URL, "-broker-wait", "300ms")
 	room := fmt.Sprintf("late-%d", time.Now().UnixNano())
 	ann := wstest.Dial(t, roomURL(A.base, room, "ann", ""))
 	if reason := expectError(t, ann); reason != joinNotRecorded {
@@ -71,10 +72,10 @@ func TestPostgresReachedAfterStartUpJoinsTheInstances(t *testing.T) {
 	if reason := expectError(t, ann); reason != notRecorded {
 		t.Fatalf("error frame %q, want %q", reason, notRecorded)
 	}
-	db.restart(t)
+	db.Restart(t)
 	wstest.WaitFor(t, "the chat to reach PostgreSQL", func() bool { return strings.Contains(A.stderr.String(), "broker reached") })
 
-	B := startBinary(t, bin, "-postgres", db.url)
+	B := startBinary(t, bin, "-postgres", db.URL)
 	bob := wstest.Dial(t, roomURL(B.base, room, "bob", ""))
 	expect(t, bob, "joined", "bob", nil)
 	expect(t, ann, "joined", "bob", nil) // ann's room subscribed once the database answered

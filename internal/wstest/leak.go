@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -133,4 +134,24 @@ func fuzzing() bool {
 		}
 	}
 	return false
+}
+
+// ReserveGoroutines makes sure that k goroutine descriptors exist for
+// reuse, so that none is allocated, and never freed, while a test or
+// benchmark measures memory.
+func ReserveGoroutines(k int) {
+	var started, ended sync.WaitGroup
+	release := make(chan struct{})
+	started.Add(k)
+	ended.Add(k)
+	for range k {
+		go func() {
+			started.Done()
+			<-release
+			ended.Done()
+		}()
+	}
+	started.Wait()
+	close(release)
+	ended.Wait()
 }

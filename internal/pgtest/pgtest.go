@@ -1,7 +1,7 @@
-// Package pgtest runs the real PostgreSQL server that pgbroker's tests use:
-// CI's, whose URL .ci/run exports in WSROOM_PG_URL, or else a throwaway
-// cluster made with initdb from PATH or /usr/lib/postgresql/*/bin and
-// started on a free loopback port. PostgreSQL refuses to run as root: run
+// Package pgtest runs the real PostgreSQL server that the tests of
+// pgbroker and examples/chat use: CI's, whose URL .ci/run exports in
+// WSROOM_PG_URL, or else a throwaway cluster made with initdb from PATH
+// or /usr/lib/postgresql/*/bin and started on a free loopback port. PostgreSQL refuses to run as root: run
 // as root, the cluster belongs to the postgres user and its commands run
 // through runuser. Without a server, tests skip, unless WSROOM_CI is set:
 // CI must not pass without running them.
