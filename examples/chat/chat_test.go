@@ -60,7 +60,7 @@ func startChat(t *testing.T, opts ...wsroom.Option) *chatServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := wsroomtest.NewServer(t, routes(ep, doc, metrics(ep, rooms)), ep)
+	srv := wsroomtest.NewServer(t, routes(ep, presenceHandler(rooms, nil), doc, metrics(ep, rooms)), ep)
 	return &chatServer{rooms: rooms, ep: ep, srv: srv}
 }
 

@@ -65,26 +65,29 @@ func main() {
 	flag.DurationVar(&bc.wait, "broker-wait", 5*time.Second, "how long start-up waits for the broker to answer")
 	flag.BoolVar(&bc.required, "broker-required", false, "exit if the broker does not answer within -broker-wait (default: start anyway, rooms local until it answers)")
 	withMetrics := flag.Bool("metrics", false, "serve Prometheus metrics at /metrics")
+	lease := flag.Duration("presence-lease", wsroom.DefaultPresenceLease, "how long the broker keeps a member of an instance that stopped renewing it; a killed instance's members are announced gone 0.75 to 1.25 leases after its death (every instance should use the same)")
 	flag.Parse()
 	bc.natsURL, bc.redisURL, bc.postgresURL = *natsURL, *redisURL, *postgresURL
 
-	if err := run(*addr, *token, allowed, bc, *withMetrics); err != nil {
+	if err := run(*addr, *token, allowed, bc, *withMetrics, *lease); err != nil {
 		slog.Error("chat", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool) error {
+func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool, lease time.Duration) error {
 	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
+	var guard wsroom.Guard
 	if token != "" {
-		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
+		guard = wsroom.RequireToken(sameToken(token))
+		opts = append(opts, wsroom.WithGuard(guard))
 	}
 	broker, closeBroker, err := connectBroker(bc)
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
-	rooms := newRooms(broker)
+	rooms := newRooms(broker, wsroom.WithPresenceLease(lease))
 	ep := wsroom.New(chat(rooms), opts...)
 
 	doc, err := contract(ep, token != "")
@@ -100,7 +103,7 @@ func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: routes(ep, doc, metricsHandler), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(ep, presenceHandler(rooms, guard), doc, metricsHandler), ReadHeaderTimeout: 10 * time.Second}
 
 	// Catch signals before announcing the address: a signal sent as soon as
 	// a supervisor sees the announcement must still shut down cleanly.
