@@ -22,8 +22,13 @@
 // seen; clients send {"type":"message"|"typing","content"?:string}; every
 // member receives {"seq":N,"epoch":E,"type":"message"|"joined"|"left",
 // "username":...,"content"?:...,"timestamp":...} (seq and epoch on the
-// recorded events, when rooms keep a history) and
-// {"type":"typing",...} (never recorded). A reconnection first receives
+// recorded events, when rooms keep a history; "left" has no timestamp) and
+// {"type":"typing",...} (never recorded). Right after its own "joined" a
+// member alone receives {"type":"presence","users":[{"username":NAME,
+// "connections":N},...]}, who is in the room on every instance, sorted by
+// username; GET /chat/room/{roomId}/presence answers {"users":[...]} (and
+// "partial":true, with this instance's members, while the broker cannot
+// be read). A reconnection first receives
 // {"type":"recovery","recovered":true|false,"epoch":E,"missed":N}, then,
 // if recovered, the N events it missed. The sender alone receives
 // {"type":"error","error":"<reason>"} for a message that was invalid, or
