@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
@@ -48,6 +49,9 @@ func BenchmarkPresenceTraffic(b *testing.B) {
 	// and the instance, healthy for a lease, claims in every round.
 	start := inst.stats(b).PresenceLeases + settle
 	wstest.WaitWithin(b, 3*wsroom.DefaultPresenceLease, "the steady state", func() bool { return inst.stats(b).PresenceLeases >= start })
+	admin := newPool(b, srv.URL)
+	table := prefix + "_presence"
+	size0 := relationSize(b, admin, table)
 	from, t0 := proxy.counts(), time.Now()
 	wstest.WaitWithin(b, 2*rounds*wsroom.DefaultPresenceLease, "three lease rounds", func() bool {
 		return inst.stats(b).PresenceLeases >= start+rounds
@@ -57,7 +61,7 @@ func BenchmarkPresenceTraffic(b *testing.B) {
 	b.ReportMetric(float64(to.statements-from.statements)/secs, "statements/s")
 	b.ReportMetric(float64(to.in-from.in)/secs, "bytes-in/s")
 	b.ReportMetric(float64(to.out-from.out)/secs, "bytes-out/s")
-	admin := newPool(b, srv.URL)
+	b.ReportMetric(float64(relationSize(b, admin, table)-size0), "table-growth-bytes")
 	var total, rows int64
 	var row float64
 	err := admin.QueryRow(context.Background(), `SELECT pg_total_relation_size($1), count(*), avg(pg_column_size(p.*))
@@ -70,6 +74,16 @@ FROM `+prefix+`_presence p`, prefix+"_presence").Scan(&total, &rows, &row)
 	if st := inst.stats(b); st.Present != members || st.PresenceErrors != 0 || rows != members {
 		b.Fatalf("%d present, %d rows, %d presence errors; want %d, %d and none", st.Present, rows, st.PresenceErrors, members, members)
 	}
+}
+
+// relationSize returns the bytes of table, its index and its TOAST.
+func relationSize(b *testing.B, admin *pgxpool.Pool, table string) int64 {
+	b.Helper()
+	var n int64
+	if err := admin.QueryRow(context.Background(), "SELECT pg_total_relation_size($1)", table).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // dialMembers connects n members, user u<i> to room r<i mod rooms>, each
