@@ -27,8 +27,9 @@ var (
 
 var _ wsroom.HistoryBroker = (*Broker)(nil)
 
-// Broker is a wsroom.HistoryBroker on PostgreSQL: a log table, LISTEN and
-// NOTIFY. It is safe for concurrent use. Create it with New.
+// Broker is a wsroom.HistoryBroker and wsroom.PresenceBroker on
+// PostgreSQL: a log table, a presence table, LISTEN and NOTIFY. It is safe
+// for concurrent use. Create it with New.
 type Broker struct {
 	pool   *pgxpool.Pool
 	cfg    config
