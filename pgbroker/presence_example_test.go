@@ -24,7 +24,7 @@ func Example_presence() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer pool.Close() // after the broker
+	defer pool.Close()                                                  // after the broker
 	broker, err := pgbroker.New(ctx, pool, pgbroker.WithPrefix("chat")) // presence in chat_presence
 	if err != nil {
 		log.Fatal(err)
