@@ -40,10 +40,10 @@ func defaults() config {
 }
 
 // WithPrefix sets the prefix of the Broker's tables ("<prefix>_rooms",
-// "<prefix>_log") and channels ("<prefix>_<room key>"). Processes share
-// rooms when they use the same prefix on the same database. A prefix is a
-// lowercase ASCII letter followed by at most 29 lowercase letters, digits
-// or '_'; New refuses any other. The default is DefaultPrefix.
+// "<prefix>_log", "<prefix>_presence") and channels ("<prefix>_<room
+// key>"). Processes share rooms when they use the same prefix on the same
+// database. A prefix is a lowercase ASCII letter followed by at most 29
+// lowercase letters, digits or '_'; New refuses any other. The default is DefaultPrefix.
 func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
 
 // WithoutSchemaSetup makes New check that the tables exist instead of

@@ -27,8 +27,9 @@ var (
 
 var _ wsroom.HistoryBroker = (*Broker)(nil)
 
-// Broker is a wsroom.HistoryBroker on PostgreSQL: a log table, LISTEN and
-// NOTIFY. It is safe for concurrent use. Create it with New.
+// Broker is a wsroom.HistoryBroker and wsroom.PresenceBroker on
+// PostgreSQL: a log table, a presence table, LISTEN and NOTIFY. It is safe
+// for concurrent use. Create it with New.
 type Broker struct {
 	pool   *pgxpool.Pool
 	cfg    config
@@ -269,7 +270,7 @@ type Stats struct {
 	FromLog       int64 // of Received, those read from the log: too long for a notification, or missed while the listener was away
 	Echoes        int64 // this Broker's own publishes received back and dropped
 	Duplicates    int64 // notifications dropped because their message had already been read from the log
-	Malformed     int64 // notifications dropped for a malformed payload
+	Malformed     int64 // notifications dropped for a malformed payload, and presence rows skipped that are not an entry's JSON
 	Missed        int64 // messages the listener missed and found trimmed from the log
 	Restarts      int64 // recorded streams this listener gave a new epoch, having found messages it missed trimmed from the log
 	ConnErrors    int64 // failures of the listening connection, and failed attempts to connect it
