@@ -201,7 +201,7 @@ func TestADeletedStreamIsMadeAgainAndRoomsStartNewEpochs(t *testing.T) {
 func TestHistoryNeedsJetStream(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newServer(t)
-	_, err := natsbroker.New(connect(t, ns.url()), natsbroker.WithHistory(0, 0))
+	_, err := natsbroker.New(context.Background(), connect(t, ns.url()), natsbroker.WithHistory(10, time.Minute))
 	if err == nil || !strings.Contains(err.Error(), "JetStream enabled") {
 		t.Fatalf("New with history on a server without JetStream: %v", err)
 	}
