@@ -176,7 +176,8 @@
 // releases need go 1.26) requires nats.go v1.51.0 and go 1.25.0, so
 // minimal version selection gives every user of this module nats.go
 // v1.51.0 or later, and the module requires exactly that, with the lowest
-// go line those allow: go 1.25.0, or the wsroom module's own if higher.
+// go line those allow: go 1.25.0, the one line of the three adapter
+// modules.
 package natsbroker
 
 import (

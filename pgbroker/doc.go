@@ -168,8 +168,9 @@
 //
 // # Versions
 //
-// The module uses pgx v5.12.0, which needs Go 1.25, and is tested against
-// PostgreSQL 15. LISTEN and NOTIFY need a session: behind PgBouncer, the
+// The module uses pgx v5.12.0, which needs Go 1.25 and so sets the
+// module's go line, go 1.25.0: the one line of the three adapter modules.
+// It is tested against PostgreSQL 15. LISTEN and NOTIFY need a session: behind PgBouncer, the
 // listening connection must go to a pool in session mode (or straight to
 // the server).
 package pgbroker

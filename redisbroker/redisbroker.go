@@ -196,13 +196,15 @@
 // channel to pick a shard by).
 //
 // The module uses go-redis v9.22.0, the newest release that supports Go
-// 1.24 (v9.23.0 needs Go 1.26), and the first with fixes for two RESP3
-// pub/sub bugs: releases before v9.20.1 can drop a message whose push
-// header straddles a read buffer boundary (go-redis issue 3839), and
+// 1.24 and 1.25 (v9.23.0 needs Go 1.26), and the first with fixes for two
+// RESP3 pub/sub bugs: releases before v9.20.1 can drop a message whose
+// push header straddles a read buffer boundary (go-redis issue 3839), and
 // v9.20.1 and v9.21.0 can wait forever for more bytes after a short
-// subscription confirmation (issue 3935). The module's go line is
-// therefore 1.24, which is also wsroom's: it can be no lower than that of
-// a module it requires.
+// subscription confirmation (issue 3935). Alone it could build with Go
+// 1.24, wsroom's own line; its go line is go 1.25.0, the one line of the
+// three adapter modules, set by the highest of their dependencies'
+// (natsbroker's nats.go v1.51.0 and pgbroker's pgx v5.12.0 need Go 1.25),
+// so that one toolchain builds every adapter.
 package redisbroker
 
 import (
