@@ -251,6 +251,7 @@ type subscription struct {
 	room    string
 	deliver func([]byte)
 	sub     *nats.Subscription
+	mu      sync.Mutex  // held while delivering, so that Close can wait for a delivery
 	done    atomic.Bool // ended: deliver no more
 }
 
@@ -451,6 +452,8 @@ func dropped(sub *nats.Subscription) int64 {
 
 // receive handles one message from NATS for s.
 func (b *Broker) receive(s *subscription, m *nats.Msg) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.done.Load() {
 		return
 	}
@@ -465,21 +468,25 @@ func (b *Broker) receive(s *subscription, m *nats.Msg) {
 	}
 }
 
-// Close ends every subscription the Broker holds and makes Publish fail
-// with ErrClosed; rooms keep working locally. It does not close or flush
-// the connection, which stays the caller's (nc.Drain or nc.Flush make sure
-// what was published reached the server). Close is idempotent and
-// returns nil; the error is there for io.Closer.
+// Close ends every subscription the Broker holds, waits for the
+// deliveries under way and for the Broker's goroutines, and makes
+// Publish, Record and History fail with ErrClosed; rooms keep working
+// locally. Once it has returned no deliver func is running or will be
+// called. It does not close or flush the connection, which stays the
+// caller's (nc.Drain or nc.Flush make sure what was published reached
+// the server). Close is idempotent and returns nil; the error is there
+// for io.Closer.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed.Swap(true) {
 		b.mu.Unlock()
 		return nil
 	}
-	for s := range b.subs {
+	subs, rsubs := b.subs, b.rsubs
+	for s := range subs {
 		b.stop(s)
 	}
-	for s := range b.rsubs {
+	for s := range rsubs {
 		b.stopRecorded(s)
 	}
 	b.subs, b.rsubs = nil, nil
@@ -487,6 +494,14 @@ func (b *Broker) Close() error {
 	b.stopCtx()
 	b.watch.end()
 	b.syncs.Wait()
+	for s := range subs { // a delivery under way ends; none starts, as s is done
+		s.mu.Lock()
+		s.mu.Unlock()
+	}
+	for s := range rsubs {
+		s.mu.Lock()
+		s.mu.Unlock()
+	}
 	return nil
 }
 
