@@ -304,6 +304,8 @@ func (c *config) check() error {
 }
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
+// The counters natsbroker and pgbroker also have carry the same names
+// and meanings; Unrouted is Redis's own.
 type Stats struct {
 	Rooms         int   // rooms subscribed now (rooms with local members)
 	Published     int64 // publishes Redis took
