@@ -80,7 +80,7 @@
 //
 //   - Nothing a publish committed, as long as the log still holds it when
 //     the listener reads it: the log keeps each room's latest 1000
-//     messages and nothing older than 10 minutes (WithRetention). A
+//     messages and nothing older than 10 minutes (WithHistory). A
 //     listener away longer, or behind by more, misses what was trimmed
 //     (counted in Stats.Missed; the rest is delivered in order). For
 //     records, whose subscriptions must see no gap, the room's history
@@ -129,7 +129,7 @@
 // offset; for a room never recorded in it makes the stream's row, so the
 // epoch it reports is the one the room's first record gets.
 //
-// Trimming is the log's (WithRetention): each stream keeps its latest
+// Trimming is the log's (WithHistory): each stream keeps its latest
 // DefaultLogLen (1000) messages and none older than DefaultLogAge (10
 // minutes), trimmed every minute, so a history holds at least
 // wsroom.DefaultHistorySize messages for at least wsroom.DefaultHistoryTTL,
@@ -148,7 +148,7 @@
 //     way;
 //   - a listener that finds, on catching up, that the log no longer holds
 //     records it had not delivered gives the stream a new epoch (it
-//     deletes the stream's log in the same transaction; Stats.Restarts)
+//     deletes the stream's log in the same transaction; Stats.Gaps)
 //     and delivers from its first record: every process's subscriptions
 //     follow, so no subscription sees a gap within an epoch, and the
 //     positions members hold in the old epoch are no longer recovered.
@@ -217,8 +217,9 @@
 //
 // # Versions
 //
-// The module uses pgx v5.12.0, which needs Go 1.25, and is tested against
-// PostgreSQL 15. LISTEN and NOTIFY need a session: behind PgBouncer, the
+// The module uses pgx v5.12.0, which needs Go 1.25 and so sets the
+// module's go line, go 1.25.0: the one line of the three adapter modules.
+// It is tested against PostgreSQL 15. LISTEN and NOTIFY need a session: behind PgBouncer, the
 // listening connection must go to a pool in session mode (or straight to
 // the server).
 package pgbroker

@@ -7,7 +7,7 @@ import (
 )
 
 // Trim deletes from the log what the retention no longer keeps (see
-// WithRetention): each room's messages beyond its latest maxLen, and
+// WithHistory): each room's messages beyond its latest maxLen, and
 // messages older than maxAge; then the rows of rooms that have had no
 // message for maxAge, whose offsets restart in a new epoch when they are
 // published to again; and the presence rows nobody claimed for four
