@@ -78,6 +78,7 @@ type conn struct {
 	flushFn func()    // c.flush, bound once: a go statement on it allocates nothing
 	ws      *gws.Conn // set by the handshake, before the handler runs
 	resume  *Position // where the client asked to recover from (QuerySince); nil: a fresh start
+	deflate bool      // permessage-deflate negotiated (compress.go); set by the handshake
 
 	// Guarded by mu.
 	mu sync.Mutex
@@ -113,6 +114,7 @@ type conn struct {
 	br        *bufio.Reader   // gws's reader, on wire
 	peerClose *gws.CloseError // the peer's close frame
 	rate      rateBucket
+	inflateOp byte // the opcode of the message gws is reading, if compressed (compress_read.go)
 
 	// Atomic: read and written from any goroutine.
 	ranging   atomic.Bool  // the stream has been ranged over

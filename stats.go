@@ -19,6 +19,8 @@ type Stats struct {
 	Dropped            int64 // messages dropped on a full queue under OverflowDrop
 	RateLimited        int64 // connections closed for sending past the rate limit (RateClose)
 	Throttled          int64 // inbound messages that waited for the rate limit (RateThrottle), counted as the wait starts
+	Compressed         int64 // frames queued compressed (WithCompression), one per connection served
+	CompressionSaved   int64 // bytes those frames saved against their plain form
 }
 
 // counters are the live values behind Stats.
@@ -28,6 +30,7 @@ type counters struct {
 	bytesIn, bytesOut                     atomic.Int64
 	rejected, slowConsumerCloses, dropped atomic.Int64
 	rateLimited, throttled                atomic.Int64
+	compressed, compressionSaved          atomic.Int64
 }
 
 func (n *counters) snapshot() Stats {
@@ -44,6 +47,8 @@ func (n *counters) snapshot() Stats {
 		Dropped:            n.dropped.Load(),
 		RateLimited:        n.rateLimited.Load(),
 		Throttled:          n.throttled.Load(),
+		Compressed:         n.compressed.Load(),
+		CompressionSaved:   n.compressionSaved.Load(),
 	}
 }
 

@@ -26,9 +26,13 @@ import (
 // read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// enqueue queues a complete frame for the peer. It never blocks on the
-// network. On a full queue it applies the endpoint's overflow policy.
+// enqueue queues a complete frame for the peer, compressed if the peer
+// negotiated it (compress_write.go). It never blocks on the network. On a
+// full queue it applies the endpoint's overflow policy.
 func (c *conn) enqueue(frame []byte) error {
+	if c.deflate {
+		frame = c.deflated(frame)
+	}
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
