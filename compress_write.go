@@ -34,7 +34,7 @@ var twins [64]atomic.Pointer[twin]
 // if c negotiated compression, frame is a message at least as large as the
 // threshold, and compressing it saves bytes; frame itself otherwise.
 func (c *conn) deflated(frame []byte) []byte {
-	if len(frame) < c.cfg.compressMin+2 || frame[0] != 0x80|opText {
+	if frame[0] != 0x80|opText || len(framePayload(frame)) < c.cfg.compressMin {
 		return frame
 	}
 	first := unsafe.SliceData(frame)
