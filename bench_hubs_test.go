@@ -103,8 +103,9 @@ type server interface {
 
 // hubConfig is what a hub is made for.
 type hubConfig struct {
-	conns    int  // Joined closes once this many have joined
-	announce bool // each join is announced to its room
+	conns    int             // Joined closes once this many have joined
+	announce bool            // each join is announced to its room
+	options  []wsroom.Option // more options for wsroom's endpoint
 }
 
 // chatMember reads the room and member id a client dialled with.
@@ -169,7 +170,7 @@ func newWsroomHub(cfg hubConfig) (hub, error) {
 			}
 		}
 		return nil
-	}, wsroom.WithLogger(slog.New(slog.DiscardHandler)))
+	}, append([]wsroom.Option{wsroom.WithLogger(slog.New(slog.DiscardHandler))}, cfg.options...)...)
 	var err error
 	h.srv, err = serveLoopback(h.ep)
 	return h, err
