@@ -32,14 +32,8 @@ func BenchmarkFanoutCompression(b *testing.B) {
 			var fx *fanout
 			b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 				if fx == nil {
-					fx = &fanout{session: &session{n: n}, text: chatParagraph}
-					var err error
-					if fx.hub, err = newWsroomHub(hubConfig{conns: n, options: v.opts}); err != nil {
-						b.Fatal(err)
-					}
-					if fx.proc, err = loadgen.Start(loadgen.Config{URL: fx.hub.URL(), Conns: n, Deflate: loadgen.OfferDeflate}); err != nil {
-						b.Fatal(err)
-					}
+					s := mustSessionFor(b, newWsroomHub, hubConfig{conns: n, options: v.opts}, loadgen.Config{Conns: n, Deflate: loadgen.OfferDeflate})
+					fx = &fanout{session: s, text: chatParagraph}
 					if err := connect(fx.hub, fx.proc, n); err != nil {
 						b.Fatal(err)
 					}
