@@ -30,12 +30,13 @@ type twin struct {
 // twins are the recent twins, in slots chosen by the plain frame's address.
 var twins [64]atomic.Pointer[twin]
 
-// deflated returns the frame c is to be sent for frame: its compressed twin
-// if c negotiated compression, frame is a message at least as large as the
-// threshold, and compressing it saves bytes; frame itself otherwise.
-func (c *conn) deflated(frame []byte) []byte {
+// deflated returns the frame c, which negotiated compression, is to be
+// sent for frame, and the bytes that saves: frame's compressed twin if
+// frame is a message at least as large as the threshold and compressing it
+// saves bytes; frame itself otherwise.
+func (c *conn) deflated(frame []byte) ([]byte, int) {
 	if frame[0] != 0x80|opText || len(framePayload(frame)) < c.cfg.compressMin {
-		return frame
+		return frame, 0
 	}
 	first := unsafe.SliceData(frame)
 	slot := &twins[uint64(uintptr(unsafe.Pointer(first)))*0x9E3779B97F4A7C15>>58]
@@ -49,11 +50,17 @@ func (c *conn) deflated(frame []byte) []byte {
 		out = deflateFrame(frame)
 		slot.Store(&twin{plain: weak.Make(first), size: len(frame), deflated: weak.Make(unsafe.SliceData(out)), dsize: len(out)})
 	}
-	if len(out) < len(frame) {
-		c.stats.compressed.Add(1)
-		c.stats.compressionSaved.Add(int64(len(frame) - len(out)))
-	}
-	return out
+	return out, len(frame) - len(out)
+}
+
+// countCompressed moves the counts of the frames queued compressed to the
+// endpoint's stats: once per batch written, by the writer, not once per
+// frame by the publisher, whose atomic adds would contend with the
+// writers' on another core. c.mu must be held.
+func (c *conn) countCompressed() {
+	c.stats.compressed.Add(int64(c.compressedQueued))
+	c.stats.compressionSaved.Add(int64(c.savedQueued))
+	c.compressedQueued, c.savedQueued = 0, 0
 }
 
 // deflateFrame returns frame's message compressed in one final frame with

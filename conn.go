@@ -88,6 +88,9 @@ type conn struct {
 	bytes     int       // bytes queued or being written; bounds an open connection only
 	scheduled bool      // a worker or a flusher has c in hand, or will
 	carry     frameList // what a worker could not write, for the flusher
+	// Frames queued compressed since the last write, and the bytes they
+	// saved: counted in Stats as they are written (countCompressed).
+	compressedQueued, savedQueued int
 	// The close sequence.
 	state      connState
 	cause      *CloseError // why the connection is closing, once known

@@ -19,18 +19,18 @@ type Stats struct {
 	Dropped            int64 // messages dropped on a full queue under OverflowDrop
 	RateLimited        int64 // connections closed for sending past the rate limit (RateClose)
 	Throttled          int64 // inbound messages that waited for the rate limit (RateThrottle), counted as the wait starts
-	Compressed         int64 // frames queued compressed (WithCompression), one per connection served
+	Compressed         int64 // frames queued compressed (WithCompression), one per connection served; counted as a write takes them
 	CompressionSaved   int64 // bytes those frames saved against their plain form
 }
 
 // counters are the live values behind Stats.
 type counters struct {
-	connections, accepted, refused        atomic.Int64
-	messagesIn, messagesOut               atomic.Int64
-	bytesIn, bytesOut                     atomic.Int64
-	rejected, slowConsumerCloses, dropped atomic.Int64
-	rateLimited, throttled                atomic.Int64
-	compressed, compressionSaved          atomic.Int64
+	connections, accepted, refused atomic.Int64
+	messagesIn, bytesIn            atomic.Int64
+	// Added to together by the writers: on one cache line, mostly.
+	messagesOut, bytesOut, compressed, compressionSaved atomic.Int64
+	rejected, slowConsumerCloses, dropped               atomic.Int64
+	rateLimited, throttled                              atomic.Int64
 }
 
 func (n *counters) snapshot() Stats {
