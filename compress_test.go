@@ -2,14 +2,19 @@ package wsroom_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"iter"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/flate"
 	"github.com/wsroom/wsroom"
@@ -316,5 +321,71 @@ func TestSendCompressesEachMessageForACompressingPeerOnly(t *testing.T) {
 			}
 		}
 		_ = r.Close()
+	}
+}
+
+// TestCompressedMessagesOverTLS: on a socket read through net.Conn (TLS),
+// compressed messages are found and inflated too, after pings, in
+// fragments with a ping between them, and larger than gws's read buffer.
+func TestCompressedMessagesOverTLS(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ep := wsroom.New(echo, wsroom.WithLogger(discardLogger()), wsroom.WithCompression(1))
+	srv := httptest.NewTLSServer(ep)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := ep.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	conn, err := tls.Dial("tcp", srv.Listener.Addr().String(), &tls.Config{RootCAs: roots, ServerName: "example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, err := wstest.RawUpgrade(conn, srv.Listener.Addr().String(), "/", offer(browserOffer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Deflate = r.Header.Get("Sec-WebSocket-Extensions") == deflateAnswer; !r.Deflate {
+		t.Fatalf("answered %q", r.Header.Get("Sec-WebSocket-Extensions"))
+	}
+	F := wstest.Frame
+	msg := func(text string) []byte { return deflate(t, []byte(`{"type":"message","content":"`+text+`"}`)) }
+	big := strings.Repeat("0123456789", 500)
+	frag := msg("in fragments")
+	send := cat(
+		F(true, 9, []byte("first")), F(true, 0x41, msg("after a ping")),
+		F(false, 0x41, frag[:4]), F(true, 9, []byte("between")), F(true, 0, frag[4:]),
+		F(true, 0x41, msg(big)),
+	)
+	if err := r.Write(send); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"pong first", "after a ping", "pong between", "in fragments", big}
+	_ = r.Conn.SetReadDeadline(time.Now().Add(wstest.Timeout))
+	for _, w := range want {
+		f, err := r.ReadFrame(1 << 20)
+		if err != nil {
+			t.Fatalf("waiting for %.20q: %v", w, err)
+		}
+		got := "pong " + string(f.Payload)
+		if f.Opcode == 1 {
+			var m chatOut
+			p := f.Payload
+			if f.RSV != 0 {
+				p = inflateServerFrame(t, p)
+			}
+			if err := json.Unmarshal(p, &m); err != nil {
+				t.Fatal(err)
+			}
+			got = m.Content
+		}
+		if got != w {
+			t.Fatalf("got %.40q, want %.40q", got, w)
+		}
 	}
 }

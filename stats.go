@@ -12,7 +12,7 @@ type Stats struct {
 	Refused            int64 // upgrades refused with 503 (shutting down, or WithMaxConnections reached)
 	MessagesIn         int64 // data messages received
 	MessagesOut        int64 // frames written: messages, error replies, pings and pongs
-	BytesIn            int64 // payload bytes of the data messages received
+	BytesIn            int64 // payload bytes of the data messages received, as sent (compressed, if they were)
 	BytesOut           int64 // bytes written, frame headers included
 	Rejected           int64 // inbound messages rejected as invalid
 	SlowConsumerCloses int64 // connections closed because their send queue overflowed or a write timed out
