@@ -75,7 +75,7 @@ func main() {
 }
 
 func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool) error {
-	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
+	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...), wsroom.WithCompression(0)}
 	if token != "" {
 		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
 	}
