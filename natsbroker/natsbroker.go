@@ -230,6 +230,7 @@ type Broker struct {
 	confirm confirmer      // closes new subscriptions' ready
 	watch   statusWatch    // the connection's status, for Publish
 	hist    history        // rooms' histories, in JetStream
+	pres    presence       // rooms' presence, in JetStream
 	syncs   sync.WaitGroup // recorded subscriptions' syncs under way
 	ctx     context.Context
 	stopCtx context.CancelFunc // on Close: ends reads of the stream in progress
@@ -309,6 +310,9 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 		if _, err := b.historyStream(ctx); err != nil {
 			return nil, fmt.Errorf("natsbroker: %w", err)
 		}
+	}
+	if err := b.makePresence(); err != nil {
+		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
 	b.ctx, b.stopCtx = context.WithCancel(context.Background())
 	b.watch.start(nc, b.resyncRecorded)
