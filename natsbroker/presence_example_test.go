@@ -21,7 +21,7 @@ func Example_presence() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer nc.Drain() // after the broker
+	defer nc.Drain()                                                                            // after the broker
 	broker, err := natsbroker.New(nc, natsbroker.WithPrefix("chat"), natsbroker.WithPresence()) // needs JetStream
 	if err != nil {
 		log.Fatal(err)
