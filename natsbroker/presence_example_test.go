@@ -21,8 +21,9 @@ func Example_presence() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer nc.Drain()                                                                            // after the broker
-	broker, err := natsbroker.New(nc, natsbroker.WithPrefix("chat"), natsbroker.WithPresence()) // needs JetStream
+	defer nc.Drain() // after the broker
+	// WithPresence needs JetStream (nats-server -js, 2.11 or later).
+	broker, err := natsbroker.New(nc, natsbroker.WithPrefix("chat"), natsbroker.WithPresence())
 	if err != nil {
 		log.Fatal(err)
 	}
