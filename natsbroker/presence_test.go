@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -96,7 +97,28 @@ func TestPresenceKeepsHostileIDsApart(t *testing.T) {
 	}
 }
 
-// ids2 returns the sorted IDs of room's entries on b.
+// Members whose keys and room carry what a subject must not are present
+// on both instances as themselves.
+func TestPresenceOfHostileKeysInAHostileRoomAcrossInstances(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	a, b := presencePair(newJetStreamServer(t))(t)
+	A, B := brokertest.StartPresenceInstance(t, a, brokertest.TestLease), brokertest.StartPresenceInstance(t, b, brokertest.TestLease)
+	const room = "r.*> ü"
+	keys := []string{"a.b", "*", ">", "a.>", "a b", "ümlaut-房间", "%2E"}
+	var want []string
+	for i, k := range keys {
+		in := A
+		if i%2 == 1 {
+			in = B
+		}
+		brokertest.DialPresence(t, in.URL, url.PathEscape(room), k)
+		want = append(want, k+":1")
+	}
+	brokertest.AwaitPresence(t, time.Second, room, sorted(want), A.Rooms, B.Rooms)
+	brokertest.AwaitPresence(t, time.Second, "r", nil, A.Rooms, B.Rooms)
+}
+
+// readIDs returns the sorted IDs of room's entries on b.
 func readIDs(t *testing.T, b wsroom.PresenceBroker, room string) string {
 	t.Helper()
 	recs, err := b.ReadPresence(context.Background(), room)
