@@ -192,8 +192,13 @@ func (p *presence) release(room, id string) {
 }
 
 // parallel runs f(i) for i in [0, n), at most presenceParallel at once,
-// and returns when all have.
+// and returns when all have; a single call runs on the caller's
+// goroutine (a join puts one entry).
 func parallel(n int, f func(i int)) {
+	if n == 1 {
+		f(0)
+		return
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, presenceParallel)
 	for i := range n {
