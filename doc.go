@@ -106,10 +106,10 @@
 // its connections, sorted by key. In-process it is exact: present from
 // the moment the member's announcement is sent until it leaves. With a
 // PresenceBroker (redisbroker; natsbroker WithPresence) it spans
-// instances: entries are leased
-// (DefaultPresenceLease) and renewed, and when an instance dies, one
-// survivor claims each of its expired entries and publishes its leave
-// message, so each dead connection is announced gone exactly once.
+// instances: entries are leased (DefaultPresenceLease) and renewed, and
+// when an instance dies, one survivor claims each of its expired entries
+// and publishes its leave message, so each dead connection is announced
+// gone exactly once.
 // Presence is bounded per room (WithPresenceLimits).
 //
 // # Slow consumers
