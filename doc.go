@@ -105,10 +105,11 @@
 // Room.Presence returns who is here, one entry per key with a count of
 // its connections, sorted by key. In-process it is exact: present from
 // the moment the member's announcement is sent until it leaves. With a
-// PresenceBroker (redisbroker) it spans instances: entries are leased
-// (DefaultPresenceLease) and renewed, and when an instance dies, one
-// survivor claims each of its expired entries and publishes its leave
-// message, so each dead connection is announced gone exactly once.
+// PresenceBroker (redisbroker; natsbroker WithPresence) it spans
+// instances: entries are leased (DefaultPresenceLease) and renewed, and
+// when an instance dies, one survivor claims each of its expired entries
+// and publishes its leave message, so each dead connection is announced
+// gone exactly once.
 // Presence is bounded per room (WithPresenceLimits).
 //
 // # Slow consumers

@@ -1,7 +1,8 @@
 // Package natsbroker joins wsroom rooms across processes through NATS: a
 // [wsroom.Broker] on a [nats.Conn] that the application creates, owns and
 // closes, and, on a server with JetStream, a [wsroom.HistoryBroker] that
-// keeps rooms' histories in a stream (see History).
+// keeps rooms' histories in a stream (see History) and, made
+// [WithPresence], a [wsroom.PresenceBroker] (see Presence).
 //
 //	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 //	b, err := natsbroker.New(ctx, nc)
@@ -168,6 +169,51 @@
 // last sequence is no longer the room's last. The tests run one
 // nats-server; JetStream clusters are not tested.
 //
+// # Presence
+//
+// A Broker made [WithPresence] keeps rooms' presence in JetStream, and
+// wsroom uses it as a [wsroom.PresenceBroker] ([Broker.KeepsPresence]);
+// without the option, presence is each process's own. Every entry is one
+// message of the stream "<prefix>_presence" (file storage, one message
+// per subject, per-message TTLs allowed) on its own subject
+// "<prefix>.presence.<room's token>.<ID's token>", tokens as for rooms'
+// subjects, so no room's name and no entry's ID reaches another's. The
+// message is the entry's JSON (wsroom.PresenceRecord's) with its lease,
+// in milliseconds, in [LeaseHeader].
+//
+// Leases run on the server's clock: an entry's lease starts when
+// JetStream stored its message (the message's timestamp, which the
+// server sets), and a read compares it with the server's time when the
+// read began (the timestamp of the read's consumer). Per-message TTLs
+// are not the lease: they count whole seconds, one at least, and an
+// entry whose TTL ran out would vanish with its leave message, which a
+// survivor must publish. A TTL of four leases (a minute at least) only
+// clears what nobody claimed, when a room's every process has died.
+//
+// A refresh stores the entry again, whole (JetStream cannot renew a
+// message in place), with Nats-Expected-Last-Subject-Sequence set to
+// the sequence this Broker stored it at: an entry nobody touched is
+// renewed, one that was claimed, dropped or lost is refused, and the
+// caller puts it again. A claim reads the room's entries and deletes
+// each expired one by its stream sequence: JetStream deletes a sequence
+// once, so of the processes claiming at once one alone gets each entry,
+// and a refresh that came first gave the entry a new sequence, so it is
+// not claimed. An acknowledgement of a delete lost on the way (a
+// timeout) leaves that entry deleted and not announced. A read is three
+// JetStream API requests (make an ephemeral consumer, fetch the room's
+// entries, delete the consumer), a put, a refresh or a drop one per
+// entry, up to 32 at once. An entry takes about 380 bytes of the stream;
+// 10,000 members in 100 rooms cost the server about 2,200 messages a
+// second each way, 690 KB/s in and 90 KB/s out (see the README).
+//
+// Presence calls fail at once with an error wrapping [ErrNotConnected]
+// while the connection is not connected. A server that comes back
+// without its store has lost the stream: the next refresh finds no
+// stream and reports every entry missing, and putting them again makes
+// the stream again. The tests run one nats-server; in a JetStream
+// cluster a message's timestamp is the stream leader's clock and a
+// read's the consumer leader's, which is not tested.
+//
 // # Versions
 //
 // The package builds with nats.go v1.49.0 and go 1.24, but its tests run a
@@ -239,6 +285,7 @@ type Broker struct {
 	confirm confirmer      // closes new subscriptions' ready
 	watch   statusWatch    // the connection's status, for Publish
 	hist    history        // rooms' histories, in JetStream
+	pres    presence       // rooms' presence, in JetStream
 	syncs   sync.WaitGroup // recorded subscriptions' syncs under way
 	ctx     context.Context
 	stopCtx context.CancelFunc // on Close: ends reads of the stream in progress
@@ -265,6 +312,7 @@ type config struct {
 	historySize      int
 	historyTTL       time.Duration
 	history          bool // WithHistory: make the stream in New
+	presence         bool // WithPresence: keep presence, make its stream in New
 }
 
 // DefaultSubscribeTimeout is how long a subscription's ready waits for
@@ -312,7 +360,7 @@ func (c *config) check() error {
 // history stream when WithHistory is given and nc is connected (at most
 // 2 seconds in any case). New fails if nc is nil or closed, if an option
 // is not valid, if nc is connected to a server without header support,
-// or if WithHistory is given and the stream cannot be made.
+// or if WithHistory or WithPresence is given and its stream cannot be made.
 func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Broker, error) {
 	if nc == nil {
 		return nil, errors.New("natsbroker: nil connection")
@@ -346,6 +394,10 @@ func New(ctx context.Context, nc *nats.Conn, opts ...Option) (*Broker, error) {
 		if _, err := b.historyStream(ctx); err != nil {
 			return nil, fmt.Errorf("natsbroker: %w", err)
 		}
+	}
+	b.pres.on = cfg.presence
+	if err := b.makePresence(ctx); err != nil {
+		return nil, fmt.Errorf("natsbroker: %w", err)
 	}
 	b.ctx, b.stopCtx = context.WithCancel(context.Background())
 	b.watch.start(nc, b.resyncRecorded)

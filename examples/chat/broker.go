@@ -105,7 +105,7 @@ func connectNATS(url string) (*connected, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	nb, err := natsbroker.New(context.Background(), nc)
+	nb, err := natsbroker.New(context.Background(), nc, natsbroker.WithPresence())
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("nats: %w", err)
