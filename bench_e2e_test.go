@@ -34,6 +34,8 @@ import (
 //   - writes/delivery: the server process's write system calls (write,
 //     writev; /proc/self/io syscw) per delivery: below 1 when a writer
 //     sends several queued frames with one call.
+//   - wire-B/delivery (wsroom only): bytes the server wrote per delivery,
+//     frame headers included (Stats.BytesOut).
 //   - p50-µs, p99-µs: publish-to-receive latency over every delivery, from
 //     the publish time carried in the message to its receipt by the client
 //     (both processes read the same clock). With several messages
@@ -93,6 +95,7 @@ type fanout struct {
 	*session
 	seq  int64 // next message's seq
 	warm bool
+	text string // the messages' text; "": benchText
 }
 
 func (fx *fanout) run(b *testing.B) {
@@ -107,13 +110,13 @@ func (fx *fanout) run(b *testing.B) {
 		b.Fatal(err)
 	}
 	runtime.GC()
-	w0 := writeSyscalls(b)
+	w0, bytes0 := writeSyscalls(b), fx.bytesOut()
 	b.ResetTimer()
 	cpu0, t0 := loadgen.CPUTime(), time.Now()
 	fx.publish(b, b.N, *fanoutWindow)
 	elapsed, cpu := time.Since(t0), loadgen.CPUTime()-cpu0
 	b.StopTimer()
-	writes := writeSyscalls(b) - w0
+	writes, wire := writeSyscalls(b)-w0, fx.bytesOut()-bytes0
 
 	rep, err := fx.proc.Report(setupTimeout)
 	if err != nil {
@@ -130,6 +133,9 @@ func (fx *fanout) run(b *testing.B) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(deliveries), "cpu-ns/delivery")
 	b.ReportMetric(float64(rep.CPU.Nanoseconds())/float64(deliveries), "client-cpu-ns/delivery")
 	b.ReportMetric(float64(writes)/float64(deliveries), "writes/delivery")
+	if wire > 0 {
+		b.ReportMetric(float64(wire)/float64(deliveries), "wire-B/delivery")
+	}
 	b.ReportMetric(float64(rep.Latency.Quantile(0.50).Nanoseconds())/1e3, "p50-µs")
 	b.ReportMetric(float64(rep.Latency.Quantile(0.99).Nanoseconds())/1e3, "p99-µs")
 }
@@ -143,12 +149,16 @@ func (fx *fanout) publish(b *testing.B, count, window int) {
 	stall := time.NewTimer(fanoutStall)
 	defer stall.Stop()
 	for done < count {
+		text := fx.text
+		if text == "" {
+			text = benchText
+		}
 		for published-done < window && published < count {
 			m := e2eMsg{
 				Type: "message",
 				Room: "r0",
 				From: fanoutPublisher,
-				Text: benchText,
+				Text: text,
 				Seq:  base + int64(published),
 				Sent: time.Now().UnixMicro(),
 			}
@@ -176,6 +186,15 @@ func (fx *fanout) publish(b *testing.B, count, window int) {
 		}
 	}
 	fx.seq += int64(count)
+}
+
+// bytesOut returns the bytes wsroom's endpoint has written, frame headers
+// included, or 0 for another hub.
+func (fx *fanout) bytesOut() int64 {
+	if h, ok := fx.hub.(*wsroomHub); ok {
+		return h.ep.Stats().BytesOut
+	}
+	return 0
 }
 
 // writeSyscalls returns the number of write system calls (write, writev...)

@@ -103,8 +103,9 @@ type server interface {
 
 // hubConfig is what a hub is made for.
 type hubConfig struct {
-	conns    int  // Joined closes once this many have joined
-	announce bool // each join is announced to its room
+	conns    int             // Joined closes once this many have joined
+	announce bool            // each join is announced to its room
+	options  []wsroom.Option // more options for wsroom's endpoint
 }
 
 // chatMember reads the room and member id a client dialled with.
@@ -169,7 +170,7 @@ func newWsroomHub(cfg hubConfig) (hub, error) {
 			}
 		}
 		return nil
-	}, wsroom.WithLogger(slog.New(slog.DiscardHandler)))
+	}, append([]wsroom.Option{wsroom.WithLogger(slog.New(slog.DiscardHandler))}, cfg.options...)...)
 	var err error
 	h.srv, err = serveLoopback(h.ep)
 	return h, err
@@ -498,12 +499,19 @@ type session struct {
 // connections to it, split between rooms r0, r1, ... (see loadgen). On
 // error the session holds what was started, for close.
 func startSession(newHub newHubFunc, n, rooms int, announce bool) (*session, error) {
-	s := &session{n: n}
+	return startSessionFor(newHub, hubConfig{conns: n, announce: announce}, loadgen.Config{Conns: n, Rooms: rooms, Announce: announce})
+}
+
+// startSessionFor is startSession with the hub's and the clients'
+// configurations spelled out; clients.URL is filled in.
+func startSessionFor(newHub newHubFunc, cfg hubConfig, clients loadgen.Config) (*session, error) {
+	s := &session{n: clients.Conns}
 	var err error
-	if s.hub, err = newHub(hubConfig{conns: n, announce: announce}); err != nil {
+	if s.hub, err = newHub(cfg); err != nil {
 		return s, err
 	}
-	s.proc, err = loadgen.Start(loadgen.Config{URL: s.hub.URL(), Conns: n, Rooms: rooms, Announce: announce})
+	clients.URL = s.hub.URL()
+	s.proc, err = loadgen.Start(clients)
 	return s, err
 }
 
@@ -525,7 +533,13 @@ func (s *session) close() error {
 // mustSession is startSession, closing what was started and failing b on
 // error.
 func mustSession(b *testing.B, newHub newHubFunc, n, rooms int, announce bool) *session {
-	s, err := startSession(newHub, n, rooms, announce)
+	return mustSessionFor(b, newHub, hubConfig{conns: n, announce: announce}, loadgen.Config{Conns: n, Rooms: rooms, Announce: announce})
+}
+
+// mustSessionFor is startSessionFor, closing what was started and failing
+// b on error.
+func mustSessionFor(b *testing.B, newHub newHubFunc, cfg hubConfig, clients loadgen.Config) *session {
+	s, err := startSessionFor(newHub, cfg, clients)
 	if err != nil {
 		closeSession(b, s)
 		b.Fatal(err)

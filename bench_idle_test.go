@@ -24,8 +24,8 @@ func BenchmarkIdleMemoryWarm(b *testing.B) {
 	for _, impl := range idleHubs[:2] { // wsroom and gws
 		b.Run(fmt.Sprintf("%s/conns=%d", impl.name, n), func(b *testing.B) {
 			for range b.N {
-				_ = measureIdle(b, impl.newHub, n) // the warm-up
-				measureIdle(b, impl.newHub, n).report(b)
+				_ = measureIdle(b, impl, n) // the warm-up
+				measureIdle(b, impl, n).report(b)
 				b.ReportMetric(startingStack(), "starting-stack-B")
 			}
 		})

@@ -11,12 +11,14 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/loadgen"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
 // BenchmarkIdleMemory measures the server's memory per idle connection:
 // idleConns real WebSocket connections, from clients in a separate process
-// (see loadgen), each joined to one room and then left idle. Three servers
+// (see loadgen), each joined to one room and then left idle. Four servers
 // side by side:
 //
 //   - wsroom: an Endpoint with default options whose handler subscribes
@@ -27,6 +29,9 @@ import (
 //     kept in a slice under a mutex (the room);
 //   - gws-inline: the same, but ReadLoop runs inside ServeHTTP, which keeps
 //     net/http's per-connection state alive as a wsroom handler does.
+//   - wsroom-deflate: wsroom with WithCompression, every client offering
+//     permessage-deflate as browsers do, so every connection negotiates
+//     it: what compression costs an idle connection.
 //
 // Metrics, each the difference between before the clients dial and once
 // every connection has joined, after garbage collection and returning free
@@ -56,7 +61,7 @@ func BenchmarkIdleMemory(b *testing.B) {
 				// Measure once per *B: the framework's calls to grow b.N
 				// share one, each -count repetition has its own.
 				if gotFor != b {
-					got, gotFor = measureIdle(b, impl.newHub, n), b
+					got, gotFor = measureIdle(b, impl, n), b
 				}
 				got.report(b)
 			})
@@ -65,13 +70,20 @@ func BenchmarkIdleMemory(b *testing.B) {
 }
 
 // idleHubs are the servers the idle memory benchmarks compare.
-var idleHubs = []struct {
-	name   string
-	newHub newHubFunc
-}{
-	{"wsroom", newWsroomHub},
-	{"gws", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
-	{"gws-inline", func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, true) }},
+var idleHubs = []idleHub{
+	{name: "wsroom", newHub: newWsroomHub},
+	{name: "gws", newHub: func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, false) }},
+	{name: "gws-inline", newHub: func(cfg hubConfig) (hub, error) { return newGwsHub(cfg, true) }},
+	// wsroom with WithCompression, each client offering permessage-deflate
+	// as browsers do: every connection negotiates it.
+	{name: "wsroom-deflate", newHub: newWsroomHub, compress: true},
+}
+
+// idleHub is a server the idle memory benchmarks measure.
+type idleHub struct {
+	name     string
+	newHub   newHubFunc
+	compress bool // WithCompression, negotiated with every client
 }
 
 // idleConnsFor returns how many idle connections b holds: idleConns, 500
@@ -96,8 +108,13 @@ func (m *idleMemory) report(b *testing.B) {
 	b.ReportMetric(m.rss, "rss-B/conn")
 }
 
-func measureIdle(b *testing.B, newHub newHubFunc, n int) *idleMemory {
-	s := mustSession(b, newHub, n, 1, false)
+func measureIdle(b *testing.B, impl idleHub, n int) *idleMemory {
+	cfg, clients := hubConfig{conns: n}, loadgen.Config{Conns: n}
+	if impl.compress {
+		// Idle clients receive nothing compressed: they need not inflate.
+		cfg.options, clients.Deflate = []wsroom.Option{wsroom.WithCompression(0)}, loadgen.OfferDeflateOnly
+	}
+	s := mustSessionFor(b, impl.newHub, cfg, clients)
 	defer closeSession(b, s)
 	wstest.ReserveGoroutines(n + 1024)
 

@@ -78,6 +78,7 @@ type conn struct {
 	flushFn func()    // c.flush, bound once: a go statement on it allocates nothing
 	ws      *gws.Conn // set by the handshake, before the handler runs
 	resume  *Position // where the client asked to recover from (QuerySince); nil: a fresh start
+	deflate bool      // permessage-deflate negotiated (compress.go); set by the handshake
 
 	// Guarded by mu.
 	mu sync.Mutex
@@ -87,6 +88,9 @@ type conn struct {
 	bytes     int       // bytes queued or being written; bounds an open connection only
 	scheduled bool      // a worker or a flusher has c in hand, or will
 	carry     frameList // what a worker could not write, for the flusher
+	// Frames queued compressed since the last write, and the bytes they
+	// saved: counted in Stats as they are written (countCompressed).
+	compressedQueued, savedQueued int
 	// The close sequence.
 	state      connState
 	cause      *CloseError // why the connection is closing, once known
@@ -113,6 +117,7 @@ type conn struct {
 	br        *bufio.Reader   // gws's reader, on wire
 	peerClose *gws.CloseError // the peer's close frame
 	rate      rateBucket
+	inflateOp byte // the opcode of the message gws is reading, if compressed (compress_read.go)
 
 	// Atomic: read and written from any goroutine.
 	ranging   atomic.Bool  // the stream has been ranged over

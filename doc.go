@@ -105,10 +105,11 @@
 // Room.Presence returns who is here, one entry per key with a count of
 // its connections, sorted by key. In-process it is exact: present from
 // the moment the member's announcement is sent until it leaves. With a
-// PresenceBroker (redisbroker) it spans instances: entries are leased
-// (DefaultPresenceLease) and renewed, and when an instance dies, one
-// survivor claims each of its expired entries and publishes its leave
-// message, so each dead connection is announced gone exactly once.
+// PresenceBroker (redisbroker; natsbroker WithPresence) it spans
+// instances: entries are leased (DefaultPresenceLease) and renewed, and
+// when an instance dies, one survivor claims each of its expired entries
+// and publishes its leave message, so each dead connection is announced
+// gone exactly once.
 // Presence is bounded per room (WithPresenceLimits).
 //
 // # Slow consumers
@@ -121,12 +122,22 @@
 // counted. A write blocked for longer than the write timeout closes the
 // connection too.
 //
+// # Compression
+//
+// WithCompression negotiates permessage-deflate with clients that offer
+// it, without context takeover on either side: a room's publish is
+// compressed once for every member that negotiated it, and no connection
+// holds compression state between messages. Inbound compressed messages
+// are inflated under the read limit. It is off by default (see the
+// README's Compression section for what it costs and saves).
+//
 // # Closing
 //
 // The close codes: 1000 when the handler returns nil or calls Close; 1001
 // on Shutdown or after the idle timeout; 1002 for protocol errors; 1007 for
-// invalid UTF-8 (and invalid messages under InvalidClose); 1008 for slow
-// consumers; 1009 for a message over the read limit; 1011 when the handler
+// invalid UTF-8 or compressed data that does not inflate (and invalid
+// messages under InvalidClose); 1008 for slow consumers; 1009 for a
+// message over the read limit, inflated; 1011 when the handler
 // panics or fails. Shutdown closes every connection with 1001 and waits for
 // the handlers.
 package wsroom

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/wsroom/wsroom"
@@ -312,4 +313,39 @@ func ExampleWithHistory() {
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /chat/{room}", chat)
+}
+
+// Compression is negotiated with every client that offers it, as browsers
+// do; the answer lets one compressed frame serve every member of a room.
+func ExampleWithCompression() {
+	handler := func(c *wsroom.Conn[string], msgs iter.Seq2[string, error]) error {
+		for _, err := range msgs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ep := wsroom.New(handler, wsroom.WithCompression(0))
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+
+	// A browser's upgrade request, as it offers the extension.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	req.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(resp.StatusCode, resp.Header.Get("Sec-WebSocket-Extensions"))
+	_ = resp.Body.Close()
+	if err := ep.Shutdown(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// 101 permessage-deflate; server_no_context_takeover; client_no_context_takeover
 }

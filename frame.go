@@ -9,12 +9,13 @@ import (
 	"unicode/utf8"
 )
 
-// Opcodes of the frames wsroom writes (RFC 6455 section 5.2).
+// Opcodes of the frames wsroom writes and reads (RFC 6455 section 5.2).
 const (
-	opText  byte = 0x1
-	opClose byte = 0x8
-	opPing  byte = 0x9
-	opPong  byte = 0xA
+	opText   byte = 0x1
+	opBinary byte = 0x2
+	opClose  byte = 0x8
+	opPing   byte = 0x9
+	opPong   byte = 0xA
 )
 
 // maxControlPayload is the largest payload a control frame may carry.

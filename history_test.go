@@ -260,9 +260,9 @@ func TestHistoryExpiresByAge(t *testing.T) {
 	_, srv := serve(t, historyChat(rooms))
 	w := wstest.Dial(t, srv.URL+"/ws/r?name=w") // keeps the room, and its epoch, alive
 	joined, _ := next(t, w)
+	published := time.Now() // before the record: the lower bound below must not count the delivery's delay
 	_ = rooms.Room("r").Publish(histOut{Type: "message", Content: "old"})
 	next(t, w)
-	published := time.Now()
 	wstest.WaitFor(t, "the message to expire", func() bool {
 		c := wstest.Dial(t, reconnectURL(srv.URL, "r", "m", wsroom.Position{Offset: joined.Seq, Epoch: joined.Epoch}))
 		defer c.Close()

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
@@ -679,4 +680,141 @@ func TestHostileBurstsWithinTheRateLimitDoNotCloseOtherMembers(t *testing.T) {
 	a.finish()
 	t.Logf("hostile: %d rounds of %d clients sending %d messages each at once, within the rate limit, relayed to the room; %d slow-consumer closes",
 		rounds, bursters, wsroom.DefaultRateBurst, a.stats().SlowConsumerCloses)
+}
+
+// The compressed-frame attacks (WithCompression): a client that negotiated
+// permessage-deflate, or one that did not and sets RSV1 anyway.
+
+// compressedCase is one compressed (or wrongly marked) frame sequence.
+type compressedCase struct {
+	name      string
+	plainPeer bool // the client does not offer the extension
+	send      []byte
+	code      uint16 // the close code expected; 0: served, expect checks what came back
+	expect    func(frames []wstest.ServerFrame) error
+}
+
+// compressedCases returns the cases against an endpoint whose read limit
+// is readLimit; messages that must come back carry nonce.
+func compressedCases(t *testing.T, readLimit int, nonce string) []compressedCase {
+	F := wstest.Frame
+	msg := func(content string) []byte { return []byte(`{"type":"message","content":"` + content + `"}`) }
+	z := func(p []byte) []byte { return deflate(t, p) }
+	whole := z(msg("inflated " + nonce))
+	inflated := inflating(wantMessage("inflated " + nonce))
+	atLimit := msg("at the limit " + nonce)
+	atLimit = msg("at the limit " + nonce + strings.Repeat(" ", readLimit-len(atLimit)))
+	bomb := z(msg(strings.Repeat("A", 16*readLimit)))
+	return []compressedCase{
+		{name: "compressed text", send: F(true, 0x41, whole), expect: inflated},
+		{name: "compressed text in three fragments", send: cat(F(false, 0x41, whole[:3]), F(false, 0, whole[3:7]), F(true, 0, whole[7:])), expect: inflated},
+		{name: "ping between compressed fragments", send: cat(F(false, 0x41, whole[:3]), F(true, 9, []byte("mid")), F(true, 0, whole[3:])), expect: wantPong([]byte("mid"), inflated)},
+		{name: "plain text between compressed ones", send: cat(F(true, 0x41, z(msg("one "+nonce))), F(true, 1, msg("two "+nonce))), expect: inflating(wantMessage("two " + nonce))},
+		{name: "inflating to exactly the read limit", send: F(true, 0x41, z(atLimit)), expect: inflating(wantMessage(strings.TrimSuffix(strings.TrimPrefix(string(atLimit), `{"type":"message","content":"`), `"}`)))},
+		{name: "compressed binary", send: F(true, 0x42, whole), expect: inflating(wantErrorReply)},
+		{name: "compressed empty message", send: F(true, 0x41, z(nil)), expect: inflating(wantErrorReply)},
+		{name: "bomb: a small frame inflating past the read limit", send: F(true, 0x41, bomb), code: 1009},
+		{name: "bomb in fragments", send: cat(F(false, 0x41, bomb[:len(bomb)/2]), F(true, 0, bomb[len(bomb)/2:])), code: 1009},
+		{name: "one byte past the read limit inflated", send: F(true, 0x41, z(append(atLimit, ' '))), code: 1009},
+		{name: "corrupt deflate stream", send: F(true, 0x41, []byte{0xff, 0xff, 0xff, 0xff}), code: 1007},
+		{name: "compressed invalid UTF-8", send: F(true, 0x41, z([]byte("{\"type\":\"\xff\"}"))), code: 1007},
+		{name: "RSV1 on a continuation", send: cat(F(false, 0x41, whole[:3]), F(true, 0x40, whole[3:])), code: 1002},
+		{name: "RSV1 on a continuation of plain text", send: cat(F(false, 1, msg("x")[:3]), F(true, 0x40, msg("x")[3:])), code: 1002},
+		{name: "RSV1 on a ping", send: F(true, 0x49, nil), code: 1002},
+		{name: "RSV1 on a close", send: F(true, 0x48, closePayload(1000, "")), code: 1002},
+		{name: "RSV2 on a compressed message", send: F(true, 0x61, whole), code: 1002},
+		{name: "RSV1 without negotiating", plainPeer: true, send: F(true, 0x41, whole), code: 1002},
+	}
+}
+
+// inflating runs check on the frames with the compressed ones inflated.
+func inflating(check func([]wstest.ServerFrame) error) func([]wstest.ServerFrame) error {
+	return func(frames []wstest.ServerFrame) error {
+		plain := make([]wstest.ServerFrame, len(frames))
+		for i, f := range frames {
+			if f.RSV != 0 {
+				r := flate.NewReader(io.MultiReader(bytes.NewReader(f.Payload), bytes.NewReader([]byte{0, 0, 0xff, 0xff, 1, 0, 0, 0xff, 0xff})))
+				p, err := io.ReadAll(r)
+				if err != nil {
+					return fmt.Errorf("frame %d does not inflate: %v", i, err)
+				}
+				f.Payload, f.RSV = p, 0
+			}
+			plain[i] = f
+		}
+		return check(plain)
+	}
+}
+
+// TestHostileCompressedFrames runs every compressed frame sequence against
+// an endpoint with compression, each on its own connection, in turn and
+// then all at once: a bomb closes with 1009 however it is split, a stream
+// that does not inflate (or inflates to invalid UTF-8) with 1007, RSV1
+// where RFC 7692 forbids it with 1002, and everything else is served.
+// 1007 for a corrupt stream: the frames are well formed, their payload is
+// not what the message's type says it is, as with invalid UTF-8.
+func TestHostileCompressedFrames(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	const readLimit = 64 << 10
+	a := newArena(t, arenaOptions{}, chatToOut, wsroom.WithReadLimit(readLimit), wsroom.WithCompression(1))
+	run := func(tc compressedCase, nonce string) error {
+		h := offer("permessage-deflate; client_max_window_bits")
+		if tc.plainPeer {
+			h = nil
+		}
+		r, _, err := wstest.RawDial(a.url, h)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if r.Deflate = r.Header.Get("Sec-WebSocket-Extensions") != ""; r.Deflate == tc.plainPeer {
+			return fmt.Errorf("negotiated %v", r.Deflate)
+		}
+		if err := r.Write(tc.send); err != nil && tc.code == 0 {
+			return err
+		}
+		if tc.code == 0 {
+			marker := wstest.Frame(true, 1, []byte(`{"type":"message","content":"marker `+nonce+`"}`))
+			if err := r.Write(marker); err != nil {
+				return err
+			}
+			e := readUntil(r, inflating(wantMessage("marker "+nonce)))
+			if e.Err != nil {
+				return fmt.Errorf("stays open: %v", e.Err)
+			}
+			return tc.expect(e.Frames)
+		}
+		e := r.ReadToEnd(wstest.Timeout, 1<<20)
+		switch {
+		case e.Err != nil:
+			return e.Err
+		case !e.Closed:
+			return fmt.Errorf("connection ended without a close frame, want %d", tc.code)
+		case e.Code != tc.code:
+			return fmt.Errorf("close %d %q, want %d", e.Code, e.Reason, tc.code)
+		}
+		return nil
+	}
+	kinds := len(compressedCases(t, readLimit, ""))
+	for i := range kinds {
+		nonce := fmt.Sprint("z", i)
+		tc := compressedCases(t, readLimit, nonce)[i]
+		if err := run(tc, nonce); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range kinds {
+		nonce := fmt.Sprint("zc", i)
+		tc := compressedCases(t, readLimit, nonce)[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(tc, nonce); err != nil {
+				t.Errorf("concurrently, %s: %v", tc.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	a.finish()
 }

@@ -28,16 +28,29 @@ type idleMsg struct {
 // the Go minimum (2 KiB: it would be 4 KiB if the wait for the socket, or
 // the reading of a pong, used more than about 1.1 KiB of it), and a heap
 // within budget (a read buffer held while idle would break it: 4 KiB).
+// With compression negotiated on every connection, the budgets are the
+// same: no compressor or inflater is held between messages.
 func TestIdleConnectionsParkOnTheSmallestStackAndHoldNoReadBuffer(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector changes frame sizes and allocations: run without -race (go test -short runs it)")
 	}
+	t.Run("plain", func(t *testing.T) { testIdleConnections(t, false) })
+	t.Run("deflate", func(t *testing.T) { testIdleConnections(t, true) })
+}
+
+func testIdleConnections(t *testing.T, compress bool) {
 	const (
 		n           = 400
 		stackBudget = 3072 // per connection: 2 KiB stacks and room for noise; with 4 KiB ones it is past 4 KiB
 		heapBudget  = 4096
 		timeout     = 60 * time.Second
 	)
+	opts := []Option{WithHeartbeat(300*time.Millisecond, time.Minute), WithLogger(slog.New(slog.DiscardHandler))}
+	offer := loadgen.NoDeflate
+	if compress {
+		opts = append(opts, WithCompression(0))
+		offer = loadgen.OfferDeflateOnly // idle: nothing compressed comes to inflate
+	}
 	ep := New(func(c *Conn[idleMsg], msgs iter.Seq2[idleMsg, error]) error {
 		for _, err := range msgs {
 			if err != nil {
@@ -45,7 +58,7 @@ func TestIdleConnectionsParkOnTheSmallestStackAndHoldNoReadBuffer(t *testing.T) 
 			}
 		}
 		return nil
-	}, WithHeartbeat(300*time.Millisecond, time.Minute), WithLogger(slog.New(slog.DiscardHandler)))
+	}, opts...)
 	srv := httptest.NewServer(ep)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -55,7 +68,7 @@ func TestIdleConnectionsParkOnTheSmallestStackAndHoldNoReadBuffer(t *testing.T) 
 		}
 		srv.Close()
 	}()
-	proc, err := loadgen.Start(loadgen.Config{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Conns: n})
+	proc, err := loadgen.Start(loadgen.Config{URL: "ws" + strings.TrimPrefix(srv.URL, "http"), Conns: n, Deflate: offer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +100,9 @@ func TestIdleConnectionsParkOnTheSmallestStackAndHoldNoReadBuffer(t *testing.T) 
 		for c := range ep.srv.conns {
 			if c.lastSeen.Load() <= mark { // nothing but a pong touches it: the clients send nothing
 				return false
+			}
+			if c.deflate != compress {
+				t.Fatalf("a connection negotiated compression: %v, want %v", c.deflate, compress)
 			}
 		}
 		return true

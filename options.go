@@ -46,6 +46,8 @@ type config struct {
 	ratePolicy       RatePolicy
 	logger           *slog.Logger
 	reflector        *jsonschema.Reflector
+	compress         bool // WithCompression
+	compressMin      int  // the smallest payload compressed
 }
 
 func newConfig(opts []Option) *config {
@@ -66,6 +68,9 @@ func newConfig(opts []Option) *config {
 	}
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
+	}
+	if cfg.compress && cfg.compressMin == 0 {
+		cfg.compressMin = DefaultCompressionThreshold
 	}
 	if cfg.reflector == nil {
 		cfg.reflector = new(jsonschema.Reflector)
@@ -90,6 +95,8 @@ func (cfg *config) validate() error {
 		return fmt.Errorf("wsroom: rate limit %v/s with burst %d: want a positive rate and burst, or rate 0", cfg.rate, cfg.burst)
 	case cfg.maxConnections < 0:
 		return fmt.Errorf("wsroom: max connections %d: must not be negative", cfg.maxConnections)
+	case cfg.compressMin < 0:
+		return fmt.Errorf("wsroom: compression threshold %d: must not be negative", cfg.compressMin)
 	case cfg.errorReply == nil:
 		return fmt.Errorf("wsroom: WithErrorReply(nil)")
 	}
@@ -226,6 +233,23 @@ func WithRateLimit(perSecond float64, burst int) Option {
 // WithRatePolicy sets what a connection past its rate limit meets.
 // Default RateThrottle.
 func WithRatePolicy(p RatePolicy) Option { return func(cfg *config) { cfg.ratePolicy = p } }
+
+// WithCompression negotiates permessage-deflate (RFC 7692) with every
+// client that offers it, as browsers do, and compresses the messages sent
+// to them whose JSON is at least threshold bytes long (0 takes
+// DefaultCompressionThreshold; 1 compresses every message), when that makes
+// them smaller. A room's publish is compressed once, for all its members
+// that negotiated it; the others get the plain frame. The client's
+// compressed messages are inflated under the read limit (WithReadLimit),
+// which then bounds the inflated size: past it the connection closes with
+// StatusMessageTooBig, and with StatusInvalidPayload for data that does not
+// inflate. Both sides reset the compression context for each message
+// (server_no_context_takeover and client_no_context_takeover), so no
+// connection holds compression state between messages. Off by default: it
+// trades server CPU for bytes on the wire; see the README.
+func WithCompression(threshold int) Option {
+	return func(cfg *config) { cfg.compress, cfg.compressMin = true, threshold }
+}
 
 // WithLogger sets where the endpoint logs handler panics and errors.
 // Default slog.Default().

@@ -26,6 +26,11 @@ import (
 // for the network for as long as ctx allows. A broker must keep rooms
 // apart whatever their names contain, and must not keep the slices it is
 // given after it returns.
+//
+// A broker type whose values keep presence or not, as they were made
+// (natsbroker's, by WithPresence), has a method KeepsPresence() bool
+// beside these: a registry uses a broker whose KeepsPresence returns
+// false as a plain Broker, and its presence is then its own process's.
 type PresenceBroker interface {
 	Broker
 	// PutPresence stores entries in room, each replacing the one of the

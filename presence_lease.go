@@ -58,6 +58,7 @@ func (ps *presences) run(stop <-chan struct{}) {
 // refreshed its entries within a quarter of a lease of the broker's
 // return, well before anyone claims.
 func (ps *presences) tick() {
+	began := time.Now()
 	ps.mu.Lock()
 	drops := ps.drops
 	ps.drops = map[string][]string{}
@@ -81,7 +82,7 @@ func (ps *presences) tick() {
 	}
 	if !ok {
 		ps.failed()
-	} else if ps.healthyFor() >= ps.lease {
+	} else if ps.healthyFor(began) >= ps.lease {
 		for room, rp := range rooms {
 			ps.sweep(room, rp)
 		}
@@ -126,12 +127,16 @@ func (ps *presences) refresh(room string, rp *roomPresence) bool {
 }
 
 // healthyFor returns how long every call to the broker has succeeded,
-// starting the count if it had stopped.
-func (ps *presences) healthyFor() time.Duration {
+// starting the count, if it had stopped, at began: the start of the
+// round whose calls all succeeded. Counting from the round's end instead
+// would put a fresh process's first claim a round late, when its first
+// round's calls took any time at all: 30 s after its start with the
+// default lease, not 25.
+func (ps *presences) healthyFor(began time.Time) time.Duration {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.healthy.IsZero() {
-		ps.healthy = time.Now()
+		ps.healthy = began
 	}
 	return time.Since(ps.healthy)
 }

@@ -54,6 +54,10 @@ type roomPresence struct {
 	entries map[string]*PresenceRecord // ID → entry, of members whose announcement was sent; guarded by presences.mu
 }
 
+// presenceKeeper is a PresenceBroker that may have been made without
+// presence (see PresenceBroker).
+type presenceKeeper interface{ KeepsPresence() bool }
+
 func newPresences(cfg roomsConfig) *presences {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -66,6 +70,9 @@ func newPresences(cfg roomsConfig) *presences {
 		drops:      map[string][]string{},
 	}
 	ps.broker, _ = cfg.broker.(PresenceBroker)
+	if k, ok := ps.broker.(presenceKeeper); ok && !k.KeepsPresence() {
+		ps.broker = nil
+	}
 	if cfg.presenceLease > 0 {
 		ps.lease = cfg.presenceLease
 	}

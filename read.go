@@ -1,6 +1,7 @@
 package wsroom
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"iter"
@@ -71,7 +72,11 @@ func (c *conn) nextMessage() (*gws.Message, error) {
 // which reads on after a control frame, would wait for the next frame
 // deep inside its reader.
 func (c *conn) awaitInput() {
+	c.inflateOp = 0
 	if !c.in.direct() {
+		if c.deflate {
+			c.peekInput()
+		}
 		return
 	}
 	c.readMu.Lock()
@@ -81,12 +86,37 @@ func (c *conn) awaitInput() {
 		case frameAnswered:
 			continue
 		case frameForGws:
+			c.markCompressed(c.firstBuffered())
 			return
 		}
 		if c.in.err != nil {
 			return // for gws to read
 		}
 		c.in.fill()
+	}
+}
+
+// peekInput is awaitInput on a socket read through net.Conn by a
+// connection that negotiated compression: it reads through gws's buffer
+// until the start of the next message is there to be marked
+// (compress_read.go), answering the pings and pongs that come first.
+func (c *conn) peekInput() {
+	for !c.closing.Load() {
+		c.readMu.Lock()
+		next := c.readPingPong()
+		if next == frameForGws {
+			c.markCompressed(c.firstBuffered())
+		}
+		c.readMu.Unlock()
+		switch next {
+		case frameAnswered:
+			continue
+		case frameForGws:
+			return
+		}
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			return // for gws to read
+		}
 	}
 }
 
@@ -98,12 +128,25 @@ func (c *conn) awaitInput() {
 func deliver[In any](c *conn, s *schemas, msg *gws.Message, yield func(In, error) bool) bool {
 	var v In
 	var bad *InvalidMessageError
-	if msg.Opcode != gws.OpcodeText {
+	op, data := byte(msg.Opcode), msg.Bytes()
+	var inflated *bytes.Buffer
+	if c.inflateOp != 0 {
+		op = c.inflateOp
+		if inflated = c.inflated(data, op); inflated == nil {
+			_ = msg.Close()
+			return true // the connection is closing: the next read ends the stream
+		}
+		data = inflated.Bytes()
+	}
+	if op != opText {
 		bad = errBinary()
 	} else {
-		bad = s.decode(msg.Bytes(), &v)
+		bad = s.decode(data, &v)
 	}
 	_ = msg.Close()
+	if inflated != nil {
+		releaseInflated(inflated)
+	}
 	if bad == nil {
 		return yield(v, nil) // false: the handler's return closes the connection
 	}

@@ -10,10 +10,11 @@ import (
 // server is the part of an endpoint that does not depend on In or Out: the
 // upgrade, the set of live connections, shutdown and stats.
 type server struct {
-	cfg      *config
-	upgrader *gws.Upgrader
-	stats    counters
-	writers  *writers
+	cfg       *config
+	upgrader  *gws.Upgrader
+	deflating *gws.Upgrader // answers with permessage-deflate; nil without WithCompression
+	stats     counters
+	writers   *writers
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{} // upgraded, with a handler running or a socket open
@@ -24,18 +25,16 @@ type server struct {
 }
 
 func newServer(cfg *config) *server {
-	return &server{
-		cfg:     cfg,
-		conns:   make(map[*conn]struct{}),
-		writers: newWriters(),
-		upgrader: gws.NewUpgrader(events{}, &gws.ServerOption{
-			ReadMaxPayloadSize: cfg.readLimit,
-			ReadBufferSize:     readBufferSize,
-			CheckUtf8Enabled:   true,
-			HandshakeTimeout:   cfg.handshakeTimeout,
-			NewSession:         func() gws.SessionStorage { return noSession{} },
-		}),
+	s := &server{
+		cfg:      cfg,
+		conns:    make(map[*conn]struct{}),
+		writers:  newWriters(),
+		upgrader: newUpgrader(cfg, ""),
 	}
+	if cfg.compress {
+		s.deflating = newUpgrader(cfg, deflateResponse)
+	}
+	return s
 }
 
 // admit reserves a place for a connection unless the endpoint is shutting

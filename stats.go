@@ -12,22 +12,25 @@ type Stats struct {
 	Refused            int64 // upgrades refused with 503 (shutting down, or WithMaxConnections reached)
 	MessagesIn         int64 // data messages received
 	MessagesOut        int64 // frames written: messages, error replies, pings and pongs
-	BytesIn            int64 // payload bytes of the data messages received
+	BytesIn            int64 // payload bytes of the data messages received, as sent (compressed, if they were)
 	BytesOut           int64 // bytes written, frame headers included
 	Rejected           int64 // inbound messages rejected as invalid
 	SlowConsumerCloses int64 // connections closed because their send queue overflowed or a write timed out
 	Dropped            int64 // messages dropped on a full queue under OverflowDrop
 	RateLimited        int64 // connections closed for sending past the rate limit (RateClose)
 	Throttled          int64 // inbound messages that waited for the rate limit (RateThrottle), counted as the wait starts
+	Compressed         int64 // frames queued compressed (WithCompression), one per connection served; counted as a write takes them
+	CompressionSaved   int64 // bytes those frames saved against their plain form
 }
 
 // counters are the live values behind Stats.
 type counters struct {
-	connections, accepted, refused        atomic.Int64
-	messagesIn, messagesOut               atomic.Int64
-	bytesIn, bytesOut                     atomic.Int64
-	rejected, slowConsumerCloses, dropped atomic.Int64
-	rateLimited, throttled                atomic.Int64
+	connections, accepted, refused atomic.Int64
+	messagesIn, bytesIn            atomic.Int64
+	// Added to together by the writers: on one cache line, mostly.
+	messagesOut, bytesOut, compressed, compressionSaved atomic.Int64
+	rejected, slowConsumerCloses, dropped               atomic.Int64
+	rateLimited, throttled                              atomic.Int64
 }
 
 func (n *counters) snapshot() Stats {
@@ -44,6 +47,8 @@ func (n *counters) snapshot() Stats {
 		Dropped:            n.dropped.Load(),
 		RateLimited:        n.rateLimited.Load(),
 		Throttled:          n.throttled.Load(),
+		Compressed:         n.compressed.Load(),
+		CompressionSaved:   n.compressionSaved.Load(),
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/lxzan/gws"
 )
 
 // netConnBufferSize is the read buffer under gws of a connection read
@@ -75,7 +77,11 @@ func (s *server) upgrade(c *conn, pending []byte) bool {
 		size = 16 // bufio's minimum: the bytes wait in socketInput's borrowed buffer
 	}
 	c.br = bufio.NewReaderSize(&c.wire, size)
-	ws, err := s.upgrader.UpgradeFromConn(&c.wire, c.br, c.req)
+	upgrader := s.upgrader
+	if s.deflating != nil && offersDeflate(c.req.Header) {
+		upgrader, c.deflate = s.deflating, true
+	}
+	ws, err := upgrader.UpgradeFromConn(&c.wire, c.br, c.req)
 	if err != nil {
 		// Logged before the socket closes, so the line exists by the time
 		// the client sees the end.
@@ -89,6 +95,27 @@ func (s *server) upgrade(c *conn, pending []byte) bool {
 	c.touch()
 	s.register(c)
 	return true
+}
+
+// newUpgrader returns the gws upgrader of an endpoint configured as cfg,
+// answering with extension if it is not empty.
+func newUpgrader(cfg *config, extension string) *gws.Upgrader {
+	opt := &gws.ServerOption{
+		ReadMaxPayloadSize: cfg.readLimit, // of the message as sent: an inflated one is bounded in deliver
+		ReadBufferSize:     readBufferSize,
+		CheckUtf8Enabled:   true,
+		HandshakeTimeout:   cfg.handshakeTimeout,
+		NewSession:         func() gws.SessionStorage { return noSession{} },
+	}
+	u := gws.NewUpgrader(events{}, opt)
+	if extension != "" {
+		// gws writes ResponseHeader into every 101 response. It drops
+		// Sec-WebSocket-Extensions from it once, in NewUpgrader, since it
+		// negotiates extensions itself when told to; wsroom does instead
+		// (compress.go).
+		opt.ResponseHeader.Set("Sec-WebSocket-Extensions", extension)
+	}
+	return u
 }
 
 // isUpgradeRequest reports whether r asks for a WebSocket upgrade.

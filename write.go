@@ -26,9 +26,14 @@ import (
 // read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// enqueue queues a complete frame for the peer. It never blocks on the
-// network. On a full queue it applies the endpoint's overflow policy.
+// enqueue queues a complete frame for the peer, compressed if the peer
+// negotiated it (compress_write.go). It never blocks on the network. On a
+// full queue it applies the endpoint's overflow policy.
 func (c *conn) enqueue(frame []byte) error {
+	saved := 0
+	if c.deflate {
+		frame, saved = c.deflated(frame)
+	}
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
@@ -41,6 +46,10 @@ func (c *conn) enqueue(frame []byte) error {
 	c.queue.push(frame)
 	c.frames++
 	c.bytes += len(frame)
+	if saved > 0 {
+		c.compressedQueued++
+		c.savedQueued += saved
+	}
 	schedule := !c.scheduled
 	c.scheduled = true
 	c.mu.Unlock()
@@ -190,6 +199,9 @@ func (c *conn) writeBatch(batch *frameList) bool {
 func (c *conn) unqueue(frames, bytes int) {
 	c.frames -= frames
 	c.bytes -= bytes
+	if c.compressedQueued > 0 {
+		c.countCompressed()
+	}
 }
 
 // countWritten counts frames and bytes written to the socket.

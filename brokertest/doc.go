@@ -36,6 +36,16 @@
 //   - TwoInstances: 1,000 messages from a client on one instance reach a
 //     client on the other in order, and the sender once (see
 //     [TwoInstances]).
+//   - Close, for a Broker with a Close() error method (io.Closer; one
+//     without is skipped): Close returns nil, and so does a second call;
+//     once it has returned no deliver func is called, although the other
+//     process goes on publishing into the room; and from then on Publish,
+//     and Record and History of a [wsroom.HistoryBroker], fail within
+//     100 ms with an error wrapping [wsroom.ErrBroker], while Subscribe
+//     and SubscribeRecorded return a closed ready and deliver nothing.
+//     What the suite cannot see is the adapter's to test: that Close
+//     leaves the client it was given open, and that it waits for its
+//     goroutines.
 //
 // [Outage] checks what a server outage must do, and needs funcs that stop
 // and start the server: local delivery goes on, Publish fails with an

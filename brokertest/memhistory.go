@@ -67,6 +67,9 @@ type memHistoryBroker struct {
 }
 
 func (b *memHistoryBroker) Record(room string, payload []byte) (wsroom.Position, error) {
+	if b.closed.Load() {
+		return wsroom.Position{}, errClosed
+	}
 	m := b.hist
 	m.Memory.mu.Lock()
 	down := m.Memory.down
@@ -114,6 +117,9 @@ func (b *memHistoryBroker) Record(room string, payload []byte) (wsroom.Position,
 func (b *memHistoryBroker) SubscribeRecorded(room string, deliver func(wsroom.Position, []byte)) (cancel func(), ready <-chan struct{}) {
 	m := b.hist
 	s := &memRecordedSub{owner: b, deliver: deliver}
+	if b.closed.Load() {
+		return func() {}, closed
+	}
 	m.mu.Lock()
 	if m.rsubs[room] == nil {
 		m.rsubs[room] = map[*memRecordedSub]struct{}{}
@@ -131,6 +137,9 @@ func (b *memHistoryBroker) SubscribeRecorded(room string, deliver func(wsroom.Po
 }
 
 func (b *memHistoryBroker) History(_ context.Context, room string, since wsroom.Position, limit int) ([]wsroom.Recorded, string, bool, error) {
+	if b.closed.Load() {
+		return nil, "", false, errClosed
+	}
 	m := b.hist
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -1,7 +1,9 @@
 package brokertest
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/wsroom/wsroom"
 )
@@ -18,6 +20,7 @@ type memSub struct {
 	owner   *memBroker
 	deliver func([]byte)
 	mu      sync.Mutex // one delivery at a time, in order
+	gone    bool       // its Broker is closed: deliver no more; under mu
 }
 
 // NewMemory returns an empty bus.
@@ -38,7 +41,43 @@ func (m *Memory) SetDown(down bool) {
 // publisher on the bus would.
 func (m *Memory) Inject(room string, payload []byte) { m.publish(nil, room, payload) }
 
-type memBroker struct{ bus *Memory }
+type memBroker struct {
+	bus    *Memory
+	closed atomic.Bool
+}
+
+// errClosed is what a closed Broker's calls return.
+var errClosed = fmt.Errorf("brokertest: broker closed: %w", wsroom.ErrBroker)
+
+// Close ends the subscriptions Subscribe made, waiting for a delivery in
+// progress; later publishes fail with an error wrapping wsroom.ErrBroker
+// and later subscriptions do nothing. It is idempotent.
+func (b *memBroker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	m := b.bus
+	var mine []*memSub
+	m.mu.Lock()
+	for room, subs := range m.subs {
+		for s := range subs {
+			if s.owner == b {
+				delete(subs, s)
+				mine = append(mine, s)
+			}
+		}
+		if len(subs) == 0 {
+			delete(m.subs, room)
+		}
+	}
+	m.mu.Unlock()
+	for _, s := range mine {
+		s.mu.Lock() // after the delivery in progress
+		s.gone = true
+		s.mu.Unlock()
+	}
+	return nil
+}
 
 // errDown is what publishing returns while the bus is down.
 type errDown struct{}
@@ -46,6 +85,9 @@ type errDown struct{}
 func (errDown) Error() string { return "brokertest: bus is down" }
 
 func (b *memBroker) Publish(room string, payload []byte) error {
+	if b.closed.Load() {
+		return errClosed
+	}
 	return b.bus.publish(b, room, payload)
 }
 
@@ -65,7 +107,9 @@ func (m *Memory) publish(from *memBroker, room string, payload []byte) error {
 	msg := append([]byte(nil), payload...)
 	for _, s := range targets {
 		s.mu.Lock()
-		s.deliver(msg)
+		if !s.gone {
+			s.deliver(msg)
+		}
 		s.mu.Unlock()
 	}
 	return nil
@@ -78,6 +122,10 @@ func (b *memBroker) Subscribe(room string, deliver func([]byte)) (cancel func(),
 	s := &memSub{owner: b, deliver: deliver}
 	m := b.bus
 	m.mu.Lock()
+	if b.closed.Load() { // under m.mu: Close has taken, or will take, every subscription
+		m.mu.Unlock()
+		return func() {}, closed
+	}
 	if m.subs[room] == nil {
 		m.subs[room] = map[*memSub]struct{}{}
 	}

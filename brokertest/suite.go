@@ -19,8 +19,9 @@ type Pair func(t *testing.T) (a, b wsroom.Broker)
 // Run checks the Broker contract on brokers from pair, each part a
 // subtest (see the package doc): delivery to other processes but not back
 // to the publisher, a subscription in effect once ready, per-publisher
-// order, rooms kept apart whatever their names, cancel, and two complete
-// wsroom instances joined by the brokers. Each subtest calls pair afresh.
+// order, rooms kept apart whatever their names, cancel, two complete
+// wsroom instances joined by the brokers, and Close. Each subtest calls
+// pair afresh.
 func Run(t *testing.T, pair Pair) {
 	t.Run("DeliversToOtherProcessesOnly", func(t *testing.T) { deliversToOthersOnly(t, pair) })
 	t.Run("ReadyMeansSubscribed", func(t *testing.T) { readyMeansSubscribed(t, pair) })
@@ -29,6 +30,7 @@ func Run(t *testing.T, pair Pair) {
 	t.Run("CancelStopsDelivery", func(t *testing.T) { cancelStops(t, pair) })
 	t.Run("JoinThenPublish", func(t *testing.T) { JoinThenPublish(t, pair, 100) })
 	t.Run("TwoInstances", func(t *testing.T) { TwoInstances(t, pair, 1000) })
+	t.Run("Close", func(t *testing.T) { closeSemantics(t, pair) })
 }
 
 // Subscribe subscribes deliver to room on b and waits for the

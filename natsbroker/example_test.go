@@ -1,6 +1,7 @@
 package natsbroker_test
 
 import (
+	"context"
 	"iter"
 	"log"
 	"net/http"
@@ -33,7 +34,7 @@ func Example() {
 	}
 	defer nc.Drain() // after the broker: sends what is buffered, then closes
 
-	broker, err := natsbroker.New(nc, natsbroker.WithPrefix("chat.rooms"))
+	broker, err := natsbroker.New(context.Background(), nc, natsbroker.WithPrefix("chat.rooms"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -82,7 +83,7 @@ func ExampleWithHistory() {
 	defer nc.Drain()
 
 	// Each room keeps its last 1,000 records, each for 10 minutes.
-	broker, err := natsbroker.New(nc, natsbroker.WithHistory(1000, 10*time.Minute))
+	broker, err := natsbroker.New(context.Background(), nc, natsbroker.WithHistory(1000, 10*time.Minute))
 	if err != nil {
 		log.Fatal(err) // JetStream not enabled, or the stream refused
 	}

@@ -29,11 +29,11 @@ const recordTimeout = 2 * time.Second
 
 // WithHistory sets how much of each room's history the JetStream stream
 // keeps: the last size recorded messages of every room, each for ttl
-// after it was recorded. Zero or less keeps the defaults,
-// wsroom.DefaultHistorySize and wsroom.DefaultHistoryTTL. A Broker
-// without this option keeps histories too, with the defaults, once rooms
-// with history use it; with it, New makes (or updates) the stream at
-// once when nc is connected, and fails if it cannot.
+// after it was recorded. Both must be positive (New fails otherwise); the
+// defaults are wsroom.DefaultHistorySize and wsroom.DefaultHistoryTTL. A
+// Broker without this option keeps histories too, with the defaults,
+// once rooms with history use it; with it, New makes (or updates) the
+// stream at once when nc is connected, and fails if it cannot.
 //
 // The NATS server must have JetStream enabled (nats-server -js, or a
 // jetstream block in its configuration), with room in its store (file
@@ -48,23 +48,14 @@ const recordTimeout = 2 * time.Second
 // the last New to update the stream sets them. See "History" in the
 // package doc.
 func WithHistory(size int, ttl time.Duration) Option {
-	return func(b *Broker) {
-		if size > 0 {
-			b.hist.size = size
-		}
-		if ttl > 0 {
-			b.hist.ttl = ttl
-		}
-		b.hist.eager = true
-	}
+	return func(c *config) { c.historySize, c.historyTTL, c.history = size, ttl, true }
 }
 
 // history is the JetStream side of a Broker.
 type history struct {
-	js    jetstream.JetStream
-	size  int
-	ttl   time.Duration
-	eager bool // WithHistory: make the stream in New
+	js   jetstream.JetStream
+	size int
+	ttl  time.Duration
 
 	mu     sync.Mutex       // held while the stream is made or found
 	stream jetstream.Stream // nil until made or found

@@ -40,7 +40,7 @@ func historyPairOn(ns *natsServer) brokertest.HistoryPair {
 }
 
 func historyPair(tb testing.TB, ns *natsServer, opts ...natsbroker.Option) (a, b *natsbroker.Broker) {
-	opts = append([]natsbroker.Option{natsbroker.WithHistory(0, time.Minute)}, opts...)
+	opts = append([]natsbroker.Option{natsbroker.WithHistory(wsroom.DefaultHistorySize, time.Minute)}, opts...)
 	return newBroker(tb, connect(tb, ns.url()), opts...), newBroker(tb, connect(tb, ns.url()), opts...)
 }
 
@@ -85,7 +85,7 @@ func TestConcurrentRecordersTakeEveryOffsetOnce(t *testing.T) {
 	ns := newJetStreamServer(t)
 	brokers := make([]*natsbroker.Broker, procs)
 	for i := range brokers {
-		brokers[i] = newBroker(t, connect(t, ns.url()), natsbroker.WithHistory(0, time.Minute))
+		brokers[i] = newBroker(t, connect(t, ns.url()), natsbroker.WithHistory(wsroom.DefaultHistorySize, time.Minute))
 		// A subscription keeps each process hearing the others' records.
 		defer brokertest.SubscribeRecorded(t, brokers[i], "race", func(wsroom.Position, []byte) {})()
 	}
@@ -171,7 +171,7 @@ func TestRecordsExpireEachAfterTheTTLAndTheRoomStartsANewEpoch(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newJetStreamServer(t)
 	const ttl = time.Second
-	a, b := historyPair(t, ns, natsbroker.WithHistory(0, ttl))
+	a, b := historyPair(t, ns, natsbroker.WithHistory(wsroom.DefaultHistorySize, ttl))
 	first := record(t, a, "ttl", 3)[2]
 	wstest.WaitFor(t, "the room's records to expire", func() bool {
 		_, epoch, _ := history(t, b, "ttl", first, 100)

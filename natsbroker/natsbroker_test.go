@@ -2,6 +2,7 @@ package natsbroker_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -155,10 +156,10 @@ func TestBadBytesFromNATSAreCountedAndNeverReachMembers(t *testing.T) {
 	}
 
 	rooms, broker := B.Rooms.Stats(), b.Stats()
-	if d := broker.DroppedInvalid - broker0.DroppedInvalid; d != 2 {
+	if d := broker.Malformed - broker0.Malformed; d != 2 {
 		t.Errorf("broker dropped %d messages without an origin, want 2", d)
 	}
-	if d := broker.Delivered - broker0.Delivered; d != int64(len(invalid))+2 {
+	if d := broker.Received - broker0.Received; d != int64(len(invalid))+2 {
 		t.Errorf("broker handed the room %d messages, want %d", d, len(invalid)+2)
 	}
 	if d := rooms.RemoteInvalid - rooms0.RemoteInvalid; d != int64(len(invalid)) {
@@ -207,14 +208,14 @@ func TestOwnMessagesAreDroppedAndCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wstest.WaitFor(t, "a's own messages come back", func() bool { return a.Stats().DroppedEcho >= n })
+	wstest.WaitFor(t, "a's own messages come back", func() bool { return a.Stats().Echoes >= n })
 	if err := b.Publish("e", []byte(`{"from":"b"}`)); err != nil {
 		t.Fatal(err)
 	}
 	if got := inA.Next(t); string(got) != `{"from":"b"}` {
 		t.Fatalf("a got %s: its own message was delivered", got)
 	}
-	if s := a.Stats(); s.DroppedEcho != n || s.Published != n || s.DroppedInvalid != 0 {
+	if s := a.Stats(); s.Echoes != n || s.Published != n || s.Malformed != 0 {
 		t.Fatalf("a's stats %+v, want %d echoes dropped of %d published", s, n, n)
 	}
 }
@@ -305,16 +306,16 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ns := newServer(t)
 	nc := connect(t, ns.url())
-	if _, err := natsbroker.New(nil); err == nil {
+	if _, err := natsbroker.New(context.Background(), nil); err == nil {
 		t.Error("New(nil) succeeded")
 	}
 	for _, p := range []string{"", ".", "a.", ".a", "a..b", "*", "a.*", ">", "a.>", "a b", "tab\t", "ü", "a\x00", strings.Repeat("p", 201)} {
-		if _, err := natsbroker.New(nc, natsbroker.WithPrefix(p)); err == nil {
+		if _, err := natsbroker.New(context.Background(), nc, natsbroker.WithPrefix(p)); err == nil {
 			t.Errorf("prefix %q accepted", p)
 		}
 	}
 	for _, p := range []string{"wsroom", "app.ws", "$app", "a-b_c.d%e", strings.Repeat("p", 200)} {
-		b, err := natsbroker.New(nc, natsbroker.WithPrefix(p))
+		b, err := natsbroker.New(context.Background(), nc, natsbroker.WithPrefix(p))
 		if err != nil {
 			t.Errorf("prefix %q refused: %v", p, err)
 			continue
@@ -324,13 +325,21 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 		}
 	}
 	for _, d := range []time.Duration{0, -time.Second} {
-		if _, err := natsbroker.New(nc, natsbroker.WithSubscribeTimeout(d)); err == nil {
+		if _, err := natsbroker.New(context.Background(), nc, natsbroker.WithSubscribeTimeout(d)); err == nil {
 			t.Errorf("subscribe timeout %v accepted", d)
+		}
+	}
+	for _, h := range []struct {
+		size int
+		ttl  time.Duration
+	}{{0, time.Minute}, {-1, time.Minute}, {10, 0}, {10, -time.Second}} {
+		if _, err := natsbroker.New(context.Background(), nc, natsbroker.WithHistory(h.size, h.ttl)); err == nil {
+			t.Errorf("history of %d for %v accepted", h.size, h.ttl)
 		}
 	}
 	closed := connect(t, ns.url())
 	closed.Close()
-	if _, err := natsbroker.New(closed); !errors.Is(err, nats.ErrConnectionClosed) {
+	if _, err := natsbroker.New(context.Background(), closed); !errors.Is(err, nats.ErrConnectionClosed) {
 		t.Errorf("New on a closed connection: %v", err)
 	}
 }
@@ -342,18 +351,21 @@ func TestCloseEndsSubscriptionsAndPublishing(t *testing.T) {
 	b := newBroker(t, nc)
 	cancel1 := brokertest.Subscribe(t, b, "x", func([]byte) {})
 	defer brokertest.Subscribe(t, b, "y", func([]byte) {})()
-	if s := b.Stats(); s.Subscriptions != 2 || nc.NumSubscriptions() != 2 {
-		t.Fatalf("%d subscriptions (%d on the connection), want 2", s.Subscriptions, nc.NumSubscriptions())
+	if s := b.Stats(); s.Subscriptions != 2 || s.Rooms != 2 || nc.NumSubscriptions() != 2 {
+		t.Fatalf("%d subscriptions of %d rooms (%d on the connection), want 2", s.Subscriptions, s.Rooms, nc.NumSubscriptions())
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s := b.Stats(); s.Subscriptions != 0 || nc.NumSubscriptions() != 0 {
-		t.Fatalf("%d subscriptions (%d on the connection) after Close, want 0", s.Subscriptions, nc.NumSubscriptions())
+	if s := b.Stats(); s.Subscriptions != 0 || s.Rooms != 0 || nc.NumSubscriptions() != 0 {
+		t.Fatalf("%d subscriptions of %d rooms (%d on the connection) after Close, want 0", s.Subscriptions, s.Rooms, nc.NumSubscriptions())
+	}
+	if nc.IsClosed() || !nc.IsConnected() {
+		t.Fatalf("Close left the caller's connection %v, want it connected", nc.Status())
 	}
 	cancel1() // harmless after Close
-	if err := b.Publish("x", []byte(`{}`)); !errors.Is(err, natsbroker.ErrClosed) {
-		t.Fatalf("Publish after Close: %v", err)
+	if err := b.Publish("x", []byte(`{}`)); !errors.Is(err, natsbroker.ErrClosed) || !errors.Is(err, wsroom.ErrBroker) {
+		t.Fatalf("Publish after Close: %v, want ErrClosed wrapping wsroom.ErrBroker", err)
 	}
 	cancel, ready := b.Subscribe("z", func([]byte) {})
 	cancel()

@@ -204,7 +204,7 @@ func (s *recSub) receive(m *nats.Msg) {
 	pos, ok := position(m.Header)
 	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 	if !ok || err != nil {
-		s.b.droppedInvalid.Add(1)
+		s.b.malformed.Add(1)
 		return
 	}
 	r := record{seq: seq, pos: pos}

@@ -1,6 +1,7 @@
 package natsbroker_test
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -97,7 +98,7 @@ func connect(tb testing.TB, url string) *nats.Conn {
 // newBroker returns a Broker on nc, closed at cleanup.
 func newBroker(tb testing.TB, nc *nats.Conn, opts ...natsbroker.Option) *natsbroker.Broker {
 	tb.Helper()
-	b, err := natsbroker.New(nc, opts...)
+	b, err := natsbroker.New(context.Background(), nc, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func Example() {
 
 	broker, err := pgbroker.New(ctx, pool,
 		pgbroker.WithPrefix("chat"), // tables chat_rooms and chat_log, created if missing
-		pgbroker.WithRetention(1000, 10*time.Minute),
+		pgbroker.WithHistory(1000, 10*time.Minute),
 	)
 	if err != nil {
 		log.Fatal(err)
@@ -76,7 +76,7 @@ func ExampleBroker_History() {
 		log.Fatal(err)
 	}
 	defer pool.Close()
-	broker, err := pgbroker.New(ctx, pool, pgbroker.WithRetention(wsroom.DefaultHistorySize, wsroom.DefaultHistoryTTL))
+	broker, err := pgbroker.New(ctx, pool, pgbroker.WithHistory(wsroom.DefaultHistorySize, wsroom.DefaultHistoryTTL))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	presenceChildMain() // a presence instance of the kill test, if started as one
 	code := m.Run()
 	pgtest.StopShared()
 	os.Exit(code)

@@ -87,8 +87,8 @@ func TestListenerDropDeliversEveryRecordOnceInOrder(t *testing.T) {
 	if got := in.Next(t); got.Position != last {
 		t.Fatalf("after the %d records got %+v %s, want the last at %+v: one came twice", 2*each, got.Position, got.Payload, last)
 	}
-	if st := b.Stats(); st.FromLog < 300 || st.Missed != 0 || st.Restarts != 0 {
-		t.Fatalf("b read %d records from the log (want at least the 300 made while it was away), missed %d, restarted %d", st.FromLog, st.Missed, st.Restarts)
+	if st := b.Stats(); st.CaughtUp < 300 || st.Missed != 0 || st.Gaps != 0 {
+		t.Fatalf("b caught up on %d records from the log (want at least the 300 made while it was away), missed %d, gaps %d", st.CaughtUp, st.Missed, st.Gaps)
 	}
 }
 
@@ -138,12 +138,12 @@ func TestPublishesAreNeverInHistoryAndRecordsNeverPublished(t *testing.T) {
 	}
 }
 
-// The log keeps each room's latest records (WithRetention): a position
+// The log keeps each room's latest records (WithHistory): a position
 // older than that is not recovered; one within it is.
 func TestTrimmedHistoryIsNotComplete(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	url := pgURL(t)
-	a := newBroker(t, url, pgbroker.WithPrefix(uniquePrefix()), pgbroker.WithRetention(3, time.Hour))
+	a := newBroker(t, url, pgbroker.WithPrefix(uniquePrefix()), pgbroker.WithHistory(3, time.Hour))
 	var epoch string
 	for range 10 {
 		pos, err := a.Record("r", []byte(`{}`))
@@ -214,7 +214,7 @@ func TestRecordsTrimmedWhileAwayStartANewEpoch(t *testing.T) {
 	base := pgURL(t)
 	admin := newPool(t, base)
 	name := uniquePrefix()
-	retention := pgbroker.WithRetention(3, time.Hour)
+	retention := pgbroker.WithHistory(3, time.Hour)
 	a := newBroker(t, base, pgbroker.WithPrefix(name), retention)
 	b, away := awayBroker(t, admin, base, name, retention)
 	inA, inB := brokertest.NewRecordedInbox(64), brokertest.NewRecordedInbox(64)
@@ -237,7 +237,7 @@ func TestRecordsTrimmedWhileAwayStartANewEpoch(t *testing.T) {
 		t.Fatal(err)
 	}
 	away.comeBack(t, b)
-	wstest.WaitFor(t, "b to give the room a new epoch", func() bool { return b.Stats().Restarts == 1 })
+	wstest.WaitFor(t, "b to give the room a new epoch", func() bool { return b.Stats().Gaps == 1 })
 	pos, err := a.Record("r", []byte(`{"new":1}`))
 	if err != nil {
 		t.Fatal(err)

@@ -309,8 +309,7 @@ func (l *listener) readLog(ctx context.Context, keys []string) (broken []string,
 			l.b.echoes.Add(1)
 			return nil
 		}
-		l.b.fromLog.Add(1)
-		l.b.dispatch(key, p, payload)
+		l.b.dispatch(key, p, payload, true)
 		return nil
 	})
 	return broken, err
@@ -342,7 +341,7 @@ func (l *listener) restart(ctx context.Context, keys []string) error {
 		if err != nil {
 			return err
 		}
-		l.b.restarts.Add(1)
+		l.b.gaps.Add(1)
 		p.abandoned = p.epoch
 		p.setEpoch(epoch)
 		p.broken = false
@@ -407,13 +406,13 @@ func (l *listener) handle(n *pgconn.Notification) error {
 		b.echoes.Add(1)
 		return nil
 	}
-	b.dispatch(key, p, []byte(nt.payload))
+	b.dispatch(key, p, []byte(nt.payload), false)
 	return nil
 }
 
 // dispatch hands payload, the message at p, to the live subscriptions of
-// stream key.
-func (b *Broker) dispatch(key string, p *position, payload []byte) {
+// stream key; fromLog says it was read from the log.
+func (b *Broker) dispatch(key string, p *position, payload []byte, fromLog bool) {
 	b.mu.Lock()
 	subs := b.subs[key]
 	b.mu.Unlock()
@@ -421,7 +420,7 @@ func (b *Broker) dispatch(key string, p *position, payload []byte) {
 	if !slices.ContainsFunc(subs, live) {
 		return
 	}
-	b.received.Add(1) // counted before anyone can see the message
+	b.count(isRecorded(key), fromLog) // before anyone can see the message
 	for _, s := range subs {
 		switch {
 		case !live(s):
@@ -429,6 +428,23 @@ func (b *Broker) dispatch(key string, p *position, payload []byte) {
 			s.deliverRecorded(wsroom.Position{Offset: uint64(p.off), Epoch: p.text}, payload)
 		default:
 			s.deliver(payload)
+		}
+	}
+}
+
+// count counts a message handed to local subscriptions: a record or a
+// publish, read from the log or from its notification.
+func (b *Broker) count(recorded, fromLog bool) {
+	switch {
+	case recorded:
+		b.receivedRecorded.Add(1)
+	default:
+		b.received.Add(1)
+	}
+	if fromLog {
+		b.fromLog.Add(1)
+		if recorded {
+			b.caughtUp.Add(1)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package pgbroker
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Defaults of the options.
 const (
@@ -40,10 +43,10 @@ func defaults() config {
 }
 
 // WithPrefix sets the prefix of the Broker's tables ("<prefix>_rooms",
-// "<prefix>_log") and channels ("<prefix>_<room key>"). Processes share
-// rooms when they use the same prefix on the same database. A prefix is a
-// lowercase ASCII letter followed by at most 29 lowercase letters, digits
-// or '_'; New refuses any other. The default is DefaultPrefix.
+// "<prefix>_log", "<prefix>_presence") and channels ("<prefix>_<room
+// key>"). Processes share rooms when they use the same prefix on the same
+// database. A prefix is a lowercase ASCII letter followed by at most 29
+// lowercase letters, digits or '_'; New refuses any other. The default is DefaultPrefix.
 func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
 
 // WithoutSchemaSetup makes New check that the tables exist instead of
@@ -52,44 +55,47 @@ func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = pref
 // application role may not create tables.
 func WithoutSchemaSetup() Option { return func(c *config) { c.setup = false } }
 
-// WithPublishTimeout bounds how long Publish waits for PostgreSQL (default
-// one second; values of zero or less keep the default).
+// WithPublishTimeout bounds how long Publish and Record wait for
+// PostgreSQL. It must be positive (New fails otherwise); the default is
+// DefaultPublishTimeout.
 func WithPublishTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.publishTimeout = d
-		}
-	}
+	return func(c *config) { c.publishTimeout = d }
 }
 
 // WithHealthCheck sets how long the listening connection may stay silent
 // before it is probed, and how long the probe, or an attempt to connect,
-// may take before the connection is replaced (default five seconds;
-// values of zero or less keep the default).
+// may take before the connection is replaced. It must be positive (New
+// fails otherwise); the default is DefaultHealthCheck.
 func WithHealthCheck(interval time.Duration) Option {
-	return func(c *config) {
-		if interval > 0 {
-			c.healthCheck = interval
-		}
-	}
+	return func(c *config) { c.healthCheck = interval }
 }
 
-// WithRetention sets how much of the log every Broker keeps: each room's
-// latest maxLen publishes and maxLen records, none older than maxAge
-// (defaults DefaultLogLen and DefaultLogAge; values of zero or less keep
-// the default). It is also the rooms' history (History): give it at least
-// what wsroom.WithHistory asks for. A listener that was away longer than
-// that, or missed more, loses the publishes trimmed meanwhile
+// WithHistory sets how much of the log every Broker keeps: each room's
+// latest size records, and as many publishes, none older than ttl. Both
+// must be positive (New fails otherwise); the defaults are DefaultLogLen
+// and DefaultLogAge. The records are the rooms' history (History): give
+// it at least what wsroom.WithHistory asks for. The publishes are what a
+// listener that was away catches up on: one away longer than ttl, or
+// that missed more than size, loses the publishes trimmed meanwhile
 // (Stats.Missed), and gives a room whose records it lost a new epoch
-// (Stats.Restarts). Each Broker trims the log every
-// maxAge/10 (at least every minute, at most every second).
-func WithRetention(maxLen int, maxAge time.Duration) Option {
-	return func(c *config) {
-		if maxLen > 0 {
-			c.logLen = int64(maxLen)
-		}
-		if maxAge > 0 {
-			c.logAge = maxAge
-		}
+// (Stats.Gaps). Each Broker trims the log every ttl/10 (at least every
+// minute, at most every second).
+func WithHistory(size int, ttl time.Duration) Option {
+	return func(c *config) { c.logLen, c.logAge = int64(size), ttl }
+}
+
+// check returns why c is not a valid configuration, or nil.
+func (c *config) check() error {
+	if err := checkPrefix(c.prefix); err != nil {
+		return err
 	}
+	switch {
+	case c.publishTimeout <= 0:
+		return fmt.Errorf("pgbroker: publish timeout %v is not positive", c.publishTimeout)
+	case c.healthCheck <= 0:
+		return fmt.Errorf("pgbroker: health-check interval %v is not positive", c.healthCheck)
+	case c.logLen <= 0 || c.logAge <= 0:
+		return fmt.Errorf("pgbroker: history of %d messages for %v: both must be positive", c.logLen, c.logAge)
+	}
+	return nil
 }

@@ -19,16 +19,22 @@ import (
 // within wsroom.BrokerReadyTimeout.
 const maxReadyWait = time.Second
 
-// Errors of Publish.
-var (
-	// ErrClosed is returned after Close.
-	ErrClosed = errors.New("pgbroker: broker closed")
-)
+// ErrClosed is returned by Publish, Record and History after Close. It
+// wraps wsroom.ErrBroker, as every adapter's ErrClosed does.
+var ErrClosed error = closedError{}
+
+// closedError is ErrClosed: it names the adapter and unwraps to
+// wsroom.ErrBroker without repeating its text.
+type closedError struct{}
+
+func (closedError) Error() string { return "pgbroker: broker closed" }
+func (closedError) Unwrap() error { return wsroom.ErrBroker }
 
 var _ wsroom.HistoryBroker = (*Broker)(nil)
 
-// Broker is a wsroom.HistoryBroker on PostgreSQL: a log table, LISTEN and
-// NOTIFY. It is safe for concurrent use. Create it with New.
+// Broker is a wsroom.HistoryBroker and wsroom.PresenceBroker on
+// PostgreSQL: a log table, a presence table, LISTEN and NOTIFY. It is safe
+// for concurrent use. Create it with New.
 type Broker struct {
 	pool   *pgxpool.Pool
 	cfg    config
@@ -62,7 +68,8 @@ type Broker struct {
 	// failed connection or attempt until it has connected again.
 	down bool
 
-	published, publishErrors, recorded, recordErrors, received, fromLog, echoes, duplicates, malformed, missed, restarts, connErrors atomic.Int64
+	published, publishErrors, recorded, recordErrors, received, receivedRecorded, fromLog, caughtUp atomic.Int64
+	echoes, duplicates, malformed, missed, gaps, connErrors                                         atomic.Int64
 }
 
 // A subscription is Subscribe's (deliver) or SubscribeRecorded's
@@ -98,7 +105,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Broker, erro
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if err := checkPrefix(cfg.prefix); err != nil {
+	if err := cfg.check(); err != nil {
 		return nil, err
 	}
 	var id [originLen / 2]byte
@@ -259,20 +266,27 @@ func (b *Broker) releaseWaiting(all bool) {
 }
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
+// The counters natsbroker and redisbroker also have carry the same names
+// and meanings; FromLog and Missed are PostgreSQL's own. There is no
+// SyncErrors: a failed read of the log ends the listening connection
+// (ConnErrors), and the next one reads from the same position again, so
+// a failure never skips a record.
 type Stats struct {
-	Rooms         int   // rooms subscribed now (rooms with local members), by Subscribe, SubscribeRecorded or both
-	Published     int64 // publishes PostgreSQL committed
-	PublishErrors int64 // publishes that returned an error
-	Recorded      int64 // records PostgreSQL committed
-	RecordErrors  int64 // records that returned an error
-	Received      int64 // messages handed to local rooms: other processes' publishes, and every process's records
-	FromLog       int64 // of Received, those read from the log: too long for a notification, or missed while the listener was away
-	Echoes        int64 // this Broker's own publishes received back and dropped
-	Duplicates    int64 // notifications dropped because their message had already been read from the log
-	Malformed     int64 // notifications dropped for a malformed payload
-	Missed        int64 // messages the listener missed and found trimmed from the log
-	Restarts      int64 // recorded streams this listener gave a new epoch, having found messages it missed trimmed from the log
-	ConnErrors    int64 // failures of the listening connection, and failed attempts to connect it
+	Rooms            int   // rooms subscribed now (rooms with local members), by Subscribe, SubscribeRecorded or both
+	Published        int64 // publishes PostgreSQL committed
+	PublishErrors    int64 // publishes that returned an error
+	Received         int64 // other processes' publishes handed to local rooms
+	Echoes           int64 // this Broker's own publishes received back and dropped
+	Malformed        int64 // notifications dropped for a malformed payload, and presence rows skipped that are not an entry's JSON
+	ConnErrors       int64 // failures of the listening connection, and failed attempts to connect it
+	FromLog          int64 // of Received and ReceivedRecorded, those read from the log: too long for a notification, or missed while the listener was away
+	Missed           int64 // publishes the listener missed and found trimmed from the log
+	Recorded         int64 // records PostgreSQL committed
+	RecordErrors     int64 // records that returned an error
+	ReceivedRecorded int64 // every process's records handed to local recorded subscriptions, CaughtUp included
+	CaughtUp         int64 // of those, read from the log: missed while the listener was away, after a gap, or too long for a notification
+	Duplicates       int64 // notifications dropped because their message had already been read from the log
+	Gaps             int64 // recorded streams this listener gave a new epoch, having found records it missed trimmed from the log
 }
 
 // Stats returns a snapshot of the Broker's counters.
@@ -286,19 +300,21 @@ func (b *Broker) Stats() Stats {
 	}
 	b.mu.Unlock()
 	return Stats{
-		Rooms:         rooms,
-		Published:     b.published.Load(),
-		PublishErrors: b.publishErrors.Load(),
-		Recorded:      b.recorded.Load(),
-		RecordErrors:  b.recordErrors.Load(),
-		Received:      b.received.Load(),
-		FromLog:       b.fromLog.Load(),
-		Echoes:        b.echoes.Load(),
-		Duplicates:    b.duplicates.Load(),
-		Malformed:     b.malformed.Load(),
-		Missed:        b.missed.Load(),
-		Restarts:      b.restarts.Load(),
-		ConnErrors:    b.connErrors.Load(),
+		Rooms:            rooms,
+		Published:        b.published.Load(),
+		PublishErrors:    b.publishErrors.Load(),
+		Received:         b.received.Load(),
+		Echoes:           b.echoes.Load(),
+		Malformed:        b.malformed.Load(),
+		ConnErrors:       b.connErrors.Load(),
+		FromLog:          b.fromLog.Load(),
+		Missed:           b.missed.Load(),
+		Recorded:         b.recorded.Load(),
+		RecordErrors:     b.recordErrors.Load(),
+		ReceivedRecorded: b.receivedRecorded.Load(),
+		CaughtUp:         b.caughtUp.Load(),
+		Duplicates:       b.duplicates.Load(),
+		Gaps:             b.gaps.Load(),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -58,13 +59,14 @@ func (b *Broker) setupSchema(ctx context.Context) error {
 
 // checkSchema reports whether the tables of the prefix exist.
 func (b *Broker) checkSchema(ctx context.Context) error {
-	var rooms, log *string
-	err := b.pool.QueryRow(ctx, "SELECT to_regclass($1)::text, to_regclass($2)::text", b.prefix+"_rooms", b.prefix+"_log").Scan(&rooms, &log)
+	tables := []string{b.prefix + "_rooms", b.prefix + "_log", b.prefix + "_presence"}
+	var missing []string
+	err := b.pool.QueryRow(ctx, "SELECT array_agg(t) FROM unnest($1::text[]) AS t WHERE to_regclass(t) IS NULL", tables).Scan(&missing)
 	if err != nil {
 		return err
 	}
-	if rooms == nil || log == nil {
-		return errors.New("pgbroker: tables " + b.prefix + "_rooms and " + b.prefix + "_log not found in the search_path: run the migration (SchemaSQL, schema.sql) or let New create them")
+	if len(missing) > 0 {
+		return errors.New("pgbroker: tables " + strings.Join(missing, ", ") + " not found in the search_path: run the migration (SchemaSQL, schema.sql) or let New create them")
 	}
 	return nil
 }

@@ -3,7 +3,9 @@
 -- pgbroker.WithoutSchemaSetup(); for another prefix, run the text that
 -- pgbroker.SchemaSQL(prefix) returns, or replace "wsroom_" below.
 --
--- The tables are created in the first schema of the search_path.
+-- The tables are created in the first schema of the search_path. A
+-- database set up by an earlier pgbroker runs it again: it adds what is
+-- missing (wsroom_presence) and leaves the rest as it is.
 
 -- One row per stream of a room that has been published or recorded to:
 -- its key (the first 16 bytes of the SHA-256 of the room's name, in
@@ -33,3 +35,20 @@ CREATE TABLE IF NOT EXISTS wsroom_log (
 
 -- Trimming by age.
 CREATE INDEX IF NOT EXISTS wsroom_log_at ON wsroom_log (at);
+
+-- Rooms' presence (wsroom.PresenceBroker): one row per connection present,
+-- under its room's key (as above) and its ID. entry is the connection's
+-- wsroom.PresenceRecord as JSON. expires is when its lease runs out, by
+-- the database's clock; keep is four leases later (a minute at least),
+-- when the trimming of any Broker deletes it if nobody has claimed it:
+-- the rows of a room whose every process died go away by themselves.
+-- Neither is indexed, so a renewal is a HOT update within its page, which
+-- the fillfactor leaves room for.
+CREATE TABLE IF NOT EXISTS wsroom_presence (
+	room    text NOT NULL,
+	id      text NOT NULL,
+	expires timestamptz NOT NULL,
+	keep    timestamptz NOT NULL,
+	entry   bytea NOT NULL,
+	PRIMARY KEY (room, id)
+) WITH (fillfactor = 50);

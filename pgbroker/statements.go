@@ -14,11 +14,13 @@ type statements struct {
 	trimLen           string // $1 messages kept per room
 	trimAge           string // $1 seconds kept
 	trimRooms         string // $1 seconds kept
+	presence          presenceStatements
 }
 
 func newStatements(prefix string) statements {
 	rooms, log := prefix+"_rooms", prefix+"_log"
 	return statements{
+		presence: newPresenceStatements(prefix),
 		// The room's row is locked from the offset's increment to the
 		// commit, so a room's offsets are committed, and notified, in
 		// their order (PostgreSQL delivers notifications in commit order).

@@ -7,11 +7,13 @@ import (
 )
 
 // Trim deletes from the log what the retention no longer keeps (see
-// WithRetention): each room's messages beyond its latest maxLen, and
+// WithHistory): each room's messages beyond its latest maxLen, and
 // messages older than maxAge; then the rows of rooms that have had no
 // message for maxAge, whose offsets restart in a new epoch when they are
-// published to again. Every Broker calls it in the background; it is safe
-// to call at the same time from any number of processes.
+// published to again; and the presence rows nobody claimed for four
+// leases (see "Presence" in the package doc). Every Broker calls it in
+// the background; it is safe to call at the same time from any number of
+// processes.
 func (b *Broker) Trim(ctx context.Context) error {
 	age := b.cfg.logAge.Seconds()
 	for _, st := range []struct {
@@ -21,6 +23,9 @@ func (b *Broker) Trim(ctx context.Context) error {
 		if _, err := b.pool.Exec(ctx, st.sql, st.arg); err != nil {
 			return fmt.Errorf("pgbroker: trim: %w", err)
 		}
+	}
+	if err := b.trimPresence(ctx); err != nil {
+		return fmt.Errorf("pgbroker: trim: %w", err)
 	}
 	return nil
 }

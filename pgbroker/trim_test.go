@@ -19,7 +19,7 @@ func TestTrimKeepsTheLatestMessagesAndRestartsIdleRooms(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	url, name := pgURL(t), uniquePrefix()
 	admin := newPool(t, url)
-	opts := []pgbroker.Option{pgbroker.WithPrefix(name), pgbroker.WithRetention(3, time.Hour)}
+	opts := []pgbroker.Option{pgbroker.WithPrefix(name), pgbroker.WithHistory(3, time.Hour)}
 	a, b := newBroker(t, url, opts...), newBroker(t, url, opts...)
 	for i := range 10 {
 		if err := a.Publish("r", fmt.Appendf(nil, `{"seq":%d}`, i)); err != nil {

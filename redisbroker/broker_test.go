@@ -389,7 +389,11 @@ func TestCloseEndsDeliveryAndPublishing(t *testing.T) {
 	addr := redisAddr(t)
 	prefix := uniquePrefix(t)
 	a := newBroker(t, addr, nil, redisbroker.WithPrefix(prefix))
-	b := redisbroker.New(newClient(t, addr), redisbroker.WithPrefix(prefix))
+	client := newClient(t, addr)
+	b, err := redisbroker.New(context.Background(), client, redisbroker.WithPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
 	admin := newClient(t, addr)
 	in := brokertest.NewInbox(64)
 	cancel := brokertest.Subscribe(t, b, "x", in.Deliver)
@@ -402,13 +406,43 @@ func TestCloseEndsDeliveryAndPublishing(t *testing.T) {
 	}
 	cancel()
 	subscribe(b, "y", in.Deliver)()
-	if err := b.Publish("x", []byte(`{}`)); !errors.Is(err, redisbroker.ErrClosed) {
-		t.Fatalf("publish after close: %v", err)
+	if err := b.Publish("x", []byte(`{}`)); !errors.Is(err, redisbroker.ErrClosed) || !errors.Is(err, wsroom.ErrBroker) {
+		t.Fatalf("publish after close: %v, want ErrClosed wrapping wsroom.ErrBroker", err)
 	}
 	wstest.WaitFor(t, "the subscription connection to close", func() bool { return numSub(t, admin, prefix+":x") == 0 })
+	if err := client.Ping(context.Background()).Err(); err != nil {
+		t.Fatalf("the caller's client after Close: %v, want it open", err)
+	}
 	// Closing a Broker that never subscribed starts and leaves nothing.
-	if err := redisbroker.New(newClient(t, addr)).Close(); err != nil {
+	idle, err := redisbroker.New(context.Background(), newClient(t, addr))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewRefusesInvalidOptions(t *testing.T) {
+	client := newClient(t, redisAddr(t))
+	ctx := context.Background()
+	if _, err := redisbroker.New(ctx, nil); err == nil {
+		t.Error("New with a nil client succeeded")
+	}
+	for name, o := range map[string]redisbroker.Option{
+		"publish timeout 0":   redisbroker.WithPublishTimeout(0),
+		"publish timeout -1s": redisbroker.WithPublishTimeout(-time.Second),
+		"health check 0":      redisbroker.WithHealthCheck(0),
+		"health check -1s":    redisbroker.WithHealthCheck(-time.Second),
+		"history size 0":      redisbroker.WithHistory(0, time.Minute),
+		"history size -1":     redisbroker.WithHistory(-1, time.Minute),
+		"history ttl 0":       redisbroker.WithHistory(10, 0),
+		"history ttl -1s":     redisbroker.WithHistory(10, -time.Second),
+	} {
+		if b, err := redisbroker.New(ctx, client, o); err == nil {
+			_ = b.Close()
+			t.Errorf("%s accepted", name)
+		}
 	}
 }
 

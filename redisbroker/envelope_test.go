@@ -2,8 +2,11 @@ package redisbroker
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 const testOrigin = "0123456789abcdef"
@@ -69,7 +72,7 @@ func TestMalformedEnvelopesAreRefused(t *testing.T) {
 func TestOriginsAreDistinctHexOfTheRightLength(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
-		b := New(nil)
+		b := offline(t)
 		if len(b.origin) != originLen || strings.Trim(b.origin, "0123456789abcdef") != "" {
 			t.Fatalf("origin %q", b.origin)
 		}
@@ -84,13 +87,13 @@ func TestOriginsAreDistinctHexOfTheRightLength(t *testing.T) {
 }
 
 func TestChannelIsPrefixColonRoom(t *testing.T) {
-	b := New(nil, WithPrefix("app"))
+	b := offline(t, WithPrefix("app"))
 	for room, want := range map[string]string{"": "app:", "*": "app:*", "a:b": "app:a:b", "[abc]": "app:[abc]"} {
 		if got := b.channel(room); got != want {
 			t.Errorf("channel(%q) = %q, want %q", room, got, want)
 		}
 	}
-	if got := New(nil).channel("r"); got != "wsroom:r" {
+	if got := offline(t).channel("r"); got != "wsroom:r" {
 		t.Errorf("default channel %q", got)
 	}
 }
@@ -136,4 +139,17 @@ func TestRecordedEnvelopeIsParsedStrictly(t *testing.T) {
 			t.Errorf("%q parsed as a recorded envelope", msg)
 		}
 	}
+}
+
+// offline returns a Broker on a client that is never used: New does no
+// I/O.
+func offline(t *testing.T, opts ...Option) *Broker {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	t.Cleanup(func() { _ = client.Close() })
+	b, err := New(context.Background(), client, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -1,6 +1,7 @@
 package redisbroker_test
 
 import (
+	"context"
 	"iter"
 	"log"
 	"net/http"
@@ -27,10 +28,13 @@ func Example() {
 	})
 	defer client.Close() // after the broker
 
-	broker := redisbroker.New(client,
+	broker, err := redisbroker.New(context.Background(), client,
 		redisbroker.WithPrefix("chat"), // room r is channel "chat:r"
 		redisbroker.WithPublishTimeout(500*time.Millisecond),
 	)
+	if err != nil {
+		log.Fatal(err) // an option is not valid: New does no I/O
+	}
 	defer broker.Close()
 
 	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker))
@@ -71,12 +75,15 @@ func ExampleWithHistory() {
 	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer client.Close() // after the broker
 
-	broker := redisbroker.New(client,
+	broker, err := redisbroker.New(context.Background(), client,
 		redisbroker.WithPrefix("chat"),
 		// Each room's stream keeps its last 1000 messages (a hundred or
 		// so more: it is trimmed with ~), for 5 minutes after its last.
 		redisbroker.WithHistory(1000, 5*time.Minute),
 	)
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer broker.Close()
 
 	rooms := wsroom.NewRooms[Msg](

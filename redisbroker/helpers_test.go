@@ -69,7 +69,10 @@ var protocols = []struct {
 // own), both closed at cleanup.
 func newBroker(t testing.TB, addr string, opts []func(*redis.Options), bopts ...redisbroker.Option) *redisbroker.Broker {
 	t.Helper()
-	b := redisbroker.New(newClient(t, addr, opts...), bopts...)
+	b, err := redisbroker.New(context.Background(), newClient(t, addr, opts...), bopts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := b.Close(); err != nil {
 			t.Errorf("close: %v", err)

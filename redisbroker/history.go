@@ -17,19 +17,12 @@ var _ wsroom.HistoryBroker = (*Broker)(nil)
 
 // WithHistory sets how much of each room's history Redis keeps: the last
 // size recorded messages (approximately: see "History" in the package
-// doc), for ttl after the room's last record. Zero or less keeps the
-// defaults, wsroom.DefaultHistorySize and wsroom.DefaultHistoryTTL.
-// Processes sharing rooms should use the same values: each Record trims
-// and refreshes with its own.
+// doc), for ttl after the room's last record. Both must be positive (New
+// fails otherwise); the defaults are wsroom.DefaultHistorySize and
+// wsroom.DefaultHistoryTTL. Processes sharing rooms should use the same
+// values: each Record trims and refreshes with its own.
 func WithHistory(size int, ttl time.Duration) Option {
-	return func(c *config) {
-		if size > 0 {
-			c.historySize = size
-		}
-		if ttl > 0 {
-			c.historyTTL = ttl
-		}
-	}
+	return func(c *config) { c.historySize, c.historyTTL = size, ttl }
 }
 
 // recordScript appends a message to a room's history and publishes it,

@@ -147,7 +147,7 @@ func TestHistoryExpiresAfterItsTTL(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	addr := redisAddr(t)
 	prefix := uniquePrefix(t)
-	b := newBroker(t, addr, nil, redisbroker.WithPrefix(prefix), redisbroker.WithHistory(0, 300*time.Millisecond))
+	b := newBroker(t, addr, nil, redisbroker.WithPrefix(prefix), redisbroker.WithHistory(wsroom.DefaultHistorySize, 300*time.Millisecond))
 	admin := newClient(t, addr)
 	old := record(t, b, "brief", 0, 3)
 	keys := historyKeys(t, admin, prefix, "brief")

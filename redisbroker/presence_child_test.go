@@ -2,6 +2,7 @@ package redisbroker_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,7 +42,11 @@ func presenceChildMain() {
 		fmt.Fprintln(os.Stderr, "bad", childEnv, err)
 		os.Exit(2)
 	}
-	broker := redisbroker.New(redis.NewClient(&redis.Options{Addr: addr}), redisbroker.WithPrefix(prefix))
+	broker, err := redisbroker.New(context.Background(), redis.NewClient(&redis.Options{Addr: addr}), redisbroker.WithPrefix(prefix))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	rooms := wsroom.NewRooms[brokertest.PresenceMsg](wsroom.WithBroker(broker),
 		wsroom.WithPresenceLease(time.Duration(leaseMs)*time.Millisecond))
 	mux := http.NewServeMux()

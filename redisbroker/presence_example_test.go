@@ -1,6 +1,8 @@
 package redisbroker_test
 
 import (
+	"context"
+	"log"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,7 +20,10 @@ func Example_presence() {
 	}
 	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
 	defer client.Close() // after the broker
-	broker := redisbroker.New(client, redisbroker.WithPrefix("chat"))
+	broker, err := redisbroker.New(context.Background(), client, redisbroker.WithPrefix("chat"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer broker.Close()
 
 	rooms := wsroom.NewRooms[Msg](

@@ -3,7 +3,7 @@
 // Broker uses the same Redis server and prefix.
 //
 //	client := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-//	broker := redisbroker.New(client, redisbroker.WithPrefix("chat"))
+//	broker, err := redisbroker.New(ctx, client, redisbroker.WithPrefix("chat"))
 //	defer broker.Close()
 //	rooms := wsroom.NewRooms[Msg](wsroom.WithBroker(broker))
 //
@@ -196,13 +196,15 @@
 // channel to pick a shard by).
 //
 // The module uses go-redis v9.22.0, the newest release that supports Go
-// 1.24 (v9.23.0 needs Go 1.26), and the first with fixes for two RESP3
-// pub/sub bugs: releases before v9.20.1 can drop a message whose push
-// header straddles a read buffer boundary (go-redis issue 3839), and
+// 1.24 and 1.25 (v9.23.0 needs Go 1.26), and the first with fixes for two
+// RESP3 pub/sub bugs: releases before v9.20.1 can drop a message whose
+// push header straddles a read buffer boundary (go-redis issue 3839), and
 // v9.20.1 and v9.21.0 can wait forever for more bytes after a short
-// subscription confirmation (issue 3935). The module's go line is
-// therefore 1.24, which is also wsroom's: it can be no lower than that of
-// a module it requires.
+// subscription confirmation (issue 3935). Alone it could build with Go
+// 1.24, wsroom's own line; its go line is go 1.25.0, the one line of the
+// three adapter modules, set by the highest of their dependencies'
+// (natsbroker's nats.go v1.51.0 and pgbroker's pgx v5.12.0 need Go 1.25),
+// so that one toolchain builds every adapter.
 package redisbroker
 
 import (
@@ -238,12 +240,21 @@ const (
 
 // Errors of Publish, Record and History.
 var (
-	// ErrClosed is returned after Close.
-	ErrClosed = errors.New("redisbroker: broker closed")
+	// ErrClosed is returned by Publish, Record, History and the presence
+	// calls after Close. It wraps wsroom.ErrBroker, as every adapter's
+	// ErrClosed does.
+	ErrClosed error = closedError{}
 	// ErrUnavailable is returned, without trying Redis, while recent
 	// publishes failed: see "Failures" in the package doc.
 	ErrUnavailable = errors.New("redisbroker: Redis unavailable")
 )
+
+// closedError is ErrClosed: it names the adapter and unwraps to
+// wsroom.ErrBroker without repeating its text.
+type closedError struct{}
+
+func (closedError) Error() string { return "redisbroker: broker closed" }
+func (closedError) Unwrap() error { return wsroom.ErrBroker }
 
 var _ wsroom.Broker = (*Broker)(nil)
 
@@ -260,33 +271,41 @@ type config struct {
 
 // WithPrefix sets the prefix of the rooms' channel names: room r is channel
 // prefix + ":" + r. Processes share rooms when they use the same prefix on
-// the same Redis; the default is "wsroom".
+// the same Redis; the default is DefaultPrefix. Any string is a valid
+// prefix, the empty one included.
 func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = prefix } }
 
-// WithPublishTimeout bounds how long Publish waits for Redis (default one
-// second; values of zero or less keep the default). See the package doc
-// for what the client's own timeouts add.
+// WithPublishTimeout bounds how long Publish waits for Redis. It must be
+// positive (New fails otherwise); the default is DefaultPublishTimeout.
+// See the package doc for what the client's own timeouts add.
 func WithPublishTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d > 0 {
-			c.publishTimeout = d
-		}
-	}
+	return func(c *config) { c.publishTimeout = d }
 }
 
 // WithHealthCheck sets how long the subscription connection may stay
 // silent before it is probed with a PING, and how long the probe may then
-// go unanswered before the connection is replaced (default five seconds;
-// values of zero or less keep the default).
+// go unanswered before the connection is replaced. It must be positive
+// (New fails otherwise); the default is DefaultHealthCheck.
 func WithHealthCheck(interval time.Duration) Option {
-	return func(c *config) {
-		if interval > 0 {
-			c.healthCheck = interval
-		}
+	return func(c *config) { c.healthCheck = interval }
+}
+
+// check returns why c is not a valid configuration, or nil.
+func (c *config) check() error {
+	switch {
+	case c.publishTimeout <= 0:
+		return fmt.Errorf("redisbroker: publish timeout %v is not positive", c.publishTimeout)
+	case c.healthCheck <= 0:
+		return fmt.Errorf("redisbroker: health-check interval %v is not positive", c.healthCheck)
+	case c.historySize <= 0 || c.historyTTL <= 0:
+		return fmt.Errorf("redisbroker: history of %d messages for %v: both must be positive", c.historySize, c.historyTTL)
 	}
+	return nil
 }
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
+// The counters natsbroker and pgbroker also have carry the same names
+// and meanings; Unrouted is Redis's own.
 type Stats struct {
 	Rooms         int   // rooms subscribed now (rooms with local members)
 	Published     int64 // publishes Redis took
@@ -353,13 +372,22 @@ type subscription struct {
 }
 
 // New returns a Broker publishing and subscribing through client, which
-// stays the caller's: close it after the Broker. New does no I/O; the
-// subscription connection is made when the first room is subscribed.
-func New(client redis.UniversalClient, opts ...Option) *Broker {
+// stays the caller's: close it after the Broker. New does no I/O, so
+// Redis need not be up and ctx bounds nothing (it is there for the shape
+// every adapter's New has); the subscription connection is made when the
+// first room is subscribed. New fails if client is nil or an option is
+// not valid.
+func New(_ context.Context, client redis.UniversalClient, opts ...Option) (*Broker, error) {
+	if client == nil {
+		return nil, errors.New("redisbroker: nil client")
+	}
 	cfg := config{prefix: DefaultPrefix, publishTimeout: DefaultPublishTimeout, healthCheck: DefaultHealthCheck,
 		historySize: wsroom.DefaultHistorySize, historyTTL: wsroom.DefaultHistoryTTL}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	var id [originLen / 2]byte
 	_, _ = rand.Read(id[:]) // never fails (crypto/rand)
@@ -381,7 +409,7 @@ func New(client redis.UniversalClient, opts ...Option) *Broker {
 		dirty:          map[string]struct{}{},
 		wake:           make(chan struct{}, 1),
 		ready:          newReadiness(min(cfg.healthCheck, maxReadyWait)),
-	}
+	}, nil
 }
 
 // channel returns the Redis channel of room.

@@ -91,6 +91,8 @@ const (
 //	wsroom_messages_dropped_total             counter  messages dropped under OverflowDrop
 //	wsroom_rate_limit_closes_total            counter  connections closed past the rate limit (RateClose)
 //	wsroom_messages_throttled_total           counter  inbound messages that waited for the rate limit
+//	wsroom_frames_compressed_total            counter  frames sent compressed (WithCompression)
+//	wsroom_compression_saved_bytes_total      counter  bytes those frames saved
 func NewEndpointCollector(ep StatsSource, opts ...Option) prometheus.Collector {
 	return newCollector(ep.Stats, []spec[wsroom.Stats]{
 		{"connections", "WebSocket connections open now.", gauge, func(s wsroom.Stats) int64 { return s.Connections }},
@@ -105,6 +107,8 @@ func NewEndpointCollector(ep StatsSource, opts ...Option) prometheus.Collector {
 		{"messages_dropped_total", "Messages dropped on a full send queue under OverflowDrop.", counter, func(s wsroom.Stats) int64 { return s.Dropped }},
 		{"rate_limit_closes_total", "Connections closed for sending past the rate limit (RateClose).", counter, func(s wsroom.Stats) int64 { return s.RateLimited }},
 		{"messages_throttled_total", "Inbound messages that waited for the rate limit (RateThrottle).", counter, func(s wsroom.Stats) int64 { return s.Throttled }},
+		{"frames_compressed_total", "Frames queued compressed for clients that negotiated permessage-deflate.", counter, func(s wsroom.Stats) int64 { return s.Compressed }},
+		{"compression_saved_bytes_total", "Bytes the compressed frames saved against their plain form.", counter, func(s wsroom.Stats) int64 { return s.CompressionSaved }},
 	}, opts)
 }
 

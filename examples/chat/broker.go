@@ -106,7 +106,7 @@ func connectNATS(url string) (*connected, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	nb, err := natsbroker.New(nc)
+	nb, err := natsbroker.New(context.Background(), nc, natsbroker.WithPresence())
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("nats: %w", err)
@@ -138,7 +138,11 @@ func connectRedis(url string) (*connected, error) {
 	}
 	opt.ContextTimeoutEnabled = true // publishes honour the broker's timeout
 	client := redis.NewClient(opt)
-	rb := redisbroker.New(client, redisbroker.WithHistory(wsroom.DefaultHistorySize, wsroom.DefaultHistoryTTL))
+	rb, err := redisbroker.New(context.Background(), client, redisbroker.WithHistory(wsroom.DefaultHistorySize, wsroom.DefaultHistoryTTL))
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redis: %w", err)
+	}
 	return &connected{b: rb, close: func() { _ = rb.Close(); _ = client.Close() },
 		reached: func(ctx context.Context) error { return client.Ping(ctx).Err() },
 		kind:    "redis", url: url, prefix: redisbroker.DefaultPrefix}, nil

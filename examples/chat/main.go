@@ -81,7 +81,7 @@ func main() {
 }
 
 func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool, lease time.Duration) error {
-	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...)}
+	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...), wsroom.WithCompression(0)}
 	var guard wsroom.Guard
 	if token != "" {
 		guard = wsroom.RequireToken(sameToken(token))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -136,7 +137,16 @@ func (c *clients) open(i int) error {
 	h := &conn{c: c, index: i, room: i / c.size, id: i % c.size, next: make([]int64, c.size)}
 	c.conns[i] = h
 	url := c.cfg.URL + "?room=r" + strconv.Itoa(h.room) + "&id=" + strconv.Itoa(h.id)
-	s, _, err := gws.NewClient(h, &gws.ClientOption{Addr: url, HandshakeTimeout: 10 * time.Second})
+	opt := &gws.ClientOption{Addr: url, HandshakeTimeout: 10 * time.Second}
+	switch c.cfg.Deflate {
+	case OfferDeflate:
+		// Context takeover on both sides offered, as browsers do: the
+		// server answers with what it wants.
+		opt.PermessageDeflate = gws.PermessageDeflate{Enabled: true, ServerContextTakeover: true, ClientContextTakeover: true}
+	case OfferDeflateOnly:
+		opt.RequestHeader = http.Header{"Sec-Websocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+	}
+	s, _, err := gws.NewClient(h, opt)
 	if err != nil {
 		return err
 	}

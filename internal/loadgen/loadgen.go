@@ -60,6 +60,7 @@ const (
 	envConns    = "WSROOM_LOADGEN_CONNS"
 	envRooms    = "WSROOM_LOADGEN_ROOMS"
 	envAnnounce = "WSROOM_LOADGEN_ANNOUNCE"
+	envDeflate  = "WSROOM_LOADGEN_DEFLATE"
 
 	// Ring is how many messages the client process tracks at once: a
 	// publisher must keep fewer than Ring messages outstanding.
@@ -82,7 +83,22 @@ type Config struct {
 	Conns    int    // connections, a multiple of Rooms
 	Rooms    int    // rooms the connections are split between; 0 means 1
 	Announce bool   // the server announces each join to its room
+	Deflate  Deflate
 }
+
+// Deflate says whether the clients offer permessage-deflate.
+type Deflate int
+
+const (
+	NoDeflate Deflate = iota
+	// OfferDeflate offers it as browsers do and inflates what comes
+	// compressed: gws's client holds a compressor for each connection,
+	// about 0.8 MiB.
+	OfferDeflate
+	// OfferDeflateOnly offers it, without the means to inflate: for
+	// connections that receive nothing compressed, such as idle ones.
+	OfferDeflateOnly
+)
 
 func (cfg Config) env() []string {
 	return []string{
@@ -90,16 +106,20 @@ func (cfg Config) env() []string {
 		envConns + "=" + strconv.Itoa(cfg.Conns),
 		envRooms + "=" + strconv.Itoa(max(cfg.Rooms, 1)),
 		envAnnounce + "=" + strconv.FormatBool(cfg.Announce),
+		envDeflate + "=" + strconv.Itoa(int(cfg.Deflate)),
 	}
 }
 
 func configFromEnv() (Config, error) {
 	cfg := Config{URL: os.Getenv(envURL)}
-	var err1, err2, err3 error
+	var err1, err2, err3, err4 error
+	var deflate int
 	cfg.Conns, err1 = strconv.Atoi(os.Getenv(envConns))
 	cfg.Rooms, err2 = strconv.Atoi(os.Getenv(envRooms))
 	cfg.Announce, err3 = strconv.ParseBool(os.Getenv(envAnnounce))
-	if err := errors.Join(err1, err2, err3); err != nil {
+	deflate, err4 = strconv.Atoi(os.Getenv(envDeflate))
+	cfg.Deflate = Deflate(deflate)
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return cfg, err
 	}
 	if cfg.Conns <= 0 || cfg.Rooms <= 0 || cfg.Conns%cfg.Rooms != 0 {

@@ -35,6 +35,7 @@ type Event struct {
 // reports into a buffered channel that tests consume with deadlines.
 type Client struct {
 	Pings   atomic.Int64 // pings received from the server
+	Header  http.Header  // the headers of the server's 101 answer
 	conn    *gws.Conn
 	events  chan Event
 	done    chan struct{}
@@ -47,6 +48,10 @@ type Options struct {
 	Paused bool // do not read until Resume: a client that stops reading
 	Silent bool // do not answer pings: a peer that looks dead
 	Buffer int  // events buffered before the reader blocks (default 1<<16)
+	// Deflate offers permessage-deflate as browsers do ("permessage-deflate;
+	// client_max_window_bits"); once negotiated, the client compresses
+	// every message it sends and inflates what it receives.
+	Deflate bool
 }
 
 type handler struct {
@@ -104,6 +109,9 @@ func TryDial(url string, opts ...Options) (*Client, int, error) {
 		RequestHeader:      o.Header,
 		ReadMaxPayloadSize: 64 << 20,
 		CheckUtf8Enabled:   true,
+		PermessageDeflate: gws.PermessageDeflate{
+			Enabled: o.Deflate, ServerContextTakeover: true, ClientContextTakeover: true, Threshold: 1,
+		},
 	})
 	if err != nil {
 		status := 0
@@ -112,7 +120,7 @@ func TryDial(url string, opts ...Options) (*Client, int, error) {
 		}
 		return nil, status, err
 	}
-	c.conn = conn
+	c.conn, c.Header = conn, resp.Header
 	if !o.Paused {
 		c.Resume()
 	}

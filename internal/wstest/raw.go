@@ -21,8 +21,12 @@ import (
 // can break every rule a real client keeps (and stay light enough to open
 // thousands of them).
 type Raw struct {
-	Conn net.Conn
-	R    *bufio.Reader
+	Conn   net.Conn
+	R      *bufio.Reader
+	Header http.Header // the headers of the server's 101 answer
+	// Deflate lets ReadFrame accept RSV1 on a message frame: set it once
+	// Header shows permessage-deflate negotiated.
+	Deflate bool
 }
 
 // websocketGUID is the key suffix of RFC 6455 section 1.3.
@@ -85,7 +89,7 @@ func RawUpgrade(conn net.Conn, host, path string, header http.Header) (*Raw, int
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(h[:]); got != want {
 		return nil, resp.StatusCode, fmt.Errorf("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
-	return &Raw{Conn: conn, R: br}, resp.StatusCode, nil
+	return &Raw{Conn: conn, R: br, Header: resp.Header}, resp.StatusCode, nil
 }
 
 // Refusal is the error of an upgrade answered with another status than 101.
@@ -148,9 +152,10 @@ var ErrBadServerFrame = errors.New("malformed server frame")
 
 // ReadFrame reads one frame from the server, refusing payloads over max
 // bytes. It checks what RFC 6455 requires of a server's frame: no mask, no
-// reserved bits (no extension is negotiated), a known opcode, control
-// frames final and at most 125 bytes, text and close reasons valid UTF-8
-// (text is checked per frame: the server never fragments).
+// reserved bits (but RSV1 on a message with Deflate), a known opcode,
+// control frames final and at most 125 bytes, text and close reasons
+// valid UTF-8 (text is checked per frame, if not compressed: the server
+// never fragments).
 func (r *Raw) ReadFrame(max int) (ServerFrame, error) {
 	var h [2]byte
 	if _, err := io.ReadFull(r.R, h[:]); err != nil {
@@ -175,7 +180,7 @@ func (r *Raw) ReadFrame(max int) (ServerFrame, error) {
 	switch {
 	case f.Masked:
 		return f, fmt.Errorf("%w: masked", ErrBadServerFrame)
-	case f.RSV != 0:
+	case f.RSV != 0 && !(r.Deflate && f.RSV == 0x40 && (f.Opcode == 0x1 || f.Opcode == 0x2)):
 		return f, fmt.Errorf("%w: reserved bits %#x", ErrBadServerFrame, f.RSV)
 	case f.Opcode >= 0x8 && (!f.Fin || n > 125):
 		return f, fmt.Errorf("%w: control frame fin=%v length %d", ErrBadServerFrame, f.Fin, n)
@@ -190,7 +195,7 @@ func (r *Raw) ReadFrame(max int) (ServerFrame, error) {
 	}
 	switch f.Opcode {
 	case 0x1:
-		if !f.Fin || !utf8.Valid(f.Payload) {
+		if !f.Fin || (f.RSV == 0 && !utf8.Valid(f.Payload)) {
 			return f, fmt.Errorf("%w: text frame fin=%v, valid UTF-8 %v", ErrBadServerFrame, f.Fin, utf8.Valid(f.Payload))
 		}
 	case 0x8:
