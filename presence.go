@@ -20,6 +20,7 @@ type joinConfig struct {
 	meta     any
 	leave    any
 	hasLeave bool
+	then     any // ThenSend's func() M; nil: none
 }
 
 // As makes the joining member present in the room under key (a user

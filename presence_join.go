@@ -15,6 +15,7 @@ type presenceJoin[M any] struct {
 	leave *M              // published when the member leaves; nil: none
 	rec   *PresenceRecord // nil: not present
 	rp    *roomPresence
+	then  func() M // ThenSend; nil: none
 	once  sync.Once
 }
 
@@ -29,6 +30,10 @@ func (r *Room[M]) prepareJoin(opts []JoinOption) (*presenceJoin[M], error) {
 		o(&jc)
 	}
 	p := &presenceJoin[M]{room: r}
+	var err error
+	if p.then, err = thenOf[M](&jc); err != nil {
+		return nil, err
+	}
 	var leaveJSON []byte
 	if jc.hasLeave {
 		m, ok := jc.leave.(M)
@@ -36,7 +41,6 @@ func (r *Room[M]) prepareJoin(opts []JoinOption) (*presenceJoin[M], error) {
 			return nil, fmt.Errorf("wsroom: LeaveWith(%T): the room's messages are of type %T", jc.leave, m)
 		}
 		p.leave = &m
-		var err error
 		if leaveJSON, err = json.Marshal(&m); err != nil {
 			return nil, fmt.Errorf("wsroom: LeaveWith: encode: %w", err)
 		}

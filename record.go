@@ -75,8 +75,9 @@ func (r *Room[M]) enterRecorded(c *Conn[M], m *M, p *presenceJoin[M]) (leave fun
 		frame := hs.record(h, obj)
 		r.rooms.recorded.Add(1)
 		_ = c.conn.enqueue(frame) // before c is visible to any publisher
+		p.enter()
+		p.sendThen(c)
 		return func() {
-			p.enter()
 			old.deliver(*m, frame)
 			h.mu.Unlock()
 		}
@@ -172,7 +173,7 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte, p *presenceJo
 		if pos := c.conn.resume; pos != nil {
 			s.skipThrough = r.replayThroughBroker(c, h, *pos)
 		}
-		if m != nil && fresh {
+		if m != nil && (fresh || p.wantsThen()) {
 			s.awaiting.Store(true)
 		}
 		return h.mu.Unlock
@@ -187,18 +188,33 @@ func (r *Room[M]) enterThroughBroker(c *Conn[M], m *M, obj []byte, p *presenceJo
 	} else {
 		r.rooms.recorded.Add(1)
 	}
-	if fresh {
+	then := p.thenFrame()
+	if fresh || then != nil {
 		h.mu.Lock()
 		for _, x := range s.held {
-			if err != nil || x.offset >= pos.Offset {
+			if err != nil || !fresh || x.offset >= pos.Offset {
 				_ = c.conn.enqueue(x.frame)
+			}
+			if then != nil && err == nil && x.offset == pos.Offset {
+				_ = c.conn.enqueue(then) // right after its announcement
+				then = nil
 			}
 		}
 		s.held = nil
-		if err == nil {
+		if err == nil && fresh {
 			// What was recorded before the announcement may still be on
 			// its way back from the broker: it is from before the join.
 			s.skipThrough = Position{Offset: pos.Offset - 1, Epoch: pos.Epoch}
+		}
+		switch {
+		case then != nil && err != nil:
+			_ = c.conn.enqueue(then)
+		case then != nil:
+			// The announcement is still on its way back: it waits for it,
+			// ephemeral messages passing it by (deliverAfterOwn).
+			s.then, s.thenAt = then, pos
+			h.mu.Unlock()
+			return leave, nil
 		}
 		s.awaiting.Store(false)
 		h.mu.Unlock()
@@ -301,6 +317,8 @@ func (set *members[M]) deliverRecorded(m M, pos Position, frame []byte) {
 		case s.member == nil:
 			s.fn(m)
 		case pos.Epoch == s.skipThrough.Epoch && pos.Offset <= s.skipThrough.Offset:
+		case s.then != nil:
+			s.deliverAfterOwn(pos, frame)
 		case s.awaiting.Load():
 			s.held = append(s.held, entry{offset: pos.Offset, frame: frame})
 		default:

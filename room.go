@@ -123,6 +123,8 @@ type subscriber[M any] struct {
 	awaiting    atomic.Bool // read without the lock by ephemeral deliveries, which skip it
 	held        []entry
 	skipThrough Position
+	then        []byte   // its ThenSend frame, sent right after its announcement at thenAt; nil: none pending
+	thenAt      Position // (see deliverAfterOwn)
 }
 
 // Name returns the room's name.
@@ -275,13 +277,14 @@ func (r *Room[M]) join(c *Conn[M], m M, p *presenceJoin[M]) (leave func(), err e
 	var old *members[M]
 	leave, err = r.subscribe(&subscriber[M]{member: c}, func(_ *Room[M], set *members[M]) func() {
 		_ = c.conn.enqueue(frame) // before c is visible to any publisher
+		p.enter()
+		p.sendThen(c)
 		old = set
 		return nil
 	})
 	if err != nil {
 		return leave, err
 	}
-	p.enter()
 	old.deliver(m, frame)
 	_ = r.rooms.toBroker(r.name, frame) // counted; see the doc comment
 	return leave, nil

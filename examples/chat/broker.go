@@ -68,7 +68,8 @@ func connectBroker(bc brokerConfig) (wsroom.Broker, func(), error) {
 		return nil, nil, err
 	}
 	_, history := c.b.(wsroom.HistoryBroker)
-	slog.Info("broker", "broker", c.kind, "url", c.url, "prefix", c.prefix, "history", history)
+	_, presence := c.b.(wsroom.PresenceBroker)
+	slog.Info("broker", "broker", c.kind, "url", c.url, "prefix", c.prefix, "history", history, "presence", presence)
 	ctx, cancel := context.WithTimeout(context.Background(), bc.wait)
 	defer cancel()
 	if err := c.reached(ctx); err != nil {

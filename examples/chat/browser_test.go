@@ -39,6 +39,9 @@ func TestPageInARealBrowser(t *testing.T) {
 	t.Run("TwoMembersChatAndOnlyOthersSeeTyping", func(t *testing.T) {
 		runPage(ctx, t, script, "chat", startBinary(t, bin), nil)
 	})
+	t.Run("TheListOfWhoIsHereFollowsTabsAndLeaves", func(t *testing.T) {
+		runPage(ctx, t, script, "presence", startBinary(t, bin), nil)
+	})
 	t.Run("TokenIsAskedForAndKeptOutOfTheAddressBar", func(t *testing.T) {
 		runPage(ctx, t, script, "token", startBinary(t, bin, "-token", "secret"), nil)
 	})

@@ -17,8 +17,9 @@ type ClientMessage struct {
 	Content *string `json:"content,omitempty"`
 }
 
-// ChatMessage is what every member of a room receives, and, of type
-// "error", what the sender alone receives when its message did not reach
+// ChatMessage is what every member of a room receives; of type
+// "presence", what a joiner alone receives right after its own "joined";
+// and, of type "error", what the sender alone receives when its message did not reach
 // every member: {"type":"error","error":"<reason>"}, the shape of the
 // endpoint's rejection of invalid input. Seq and Epoch stay zero here: the
 // room writes the position of a recorded event ("message", "joined",
@@ -26,11 +27,21 @@ type ClientMessage struct {
 type ChatMessage struct {
 	Seq       uint64  `json:"seq,omitempty" jsonschema:"minimum=1"`
 	Epoch     string  `json:"epoch,omitempty"`
-	Type      string  `json:"type" jsonschema:"enum=message,enum=typing,enum=joined,enum=left,enum=error"`
+	Type      string  `json:"type" jsonschema:"enum=message,enum=typing,enum=joined,enum=left,enum=presence,enum=error"`
 	Username  string  `json:"username,omitempty"`
 	Content   *string `json:"content,omitempty"`
 	Timestamp string  `json:"timestamp,omitempty" jsonschema:"format=date-time"`
 	Error     string  `json:"error,omitempty"`
+	// Users, of a "presence" frame, is who is in the room on every
+	// instance, sorted by username in byte order.
+	Users []PresentUser `json:"users,omitempty"`
+}
+
+// PresentUser is one user in a room's presence: its connections (tabs) on
+// every instance, counted.
+type PresentUser struct {
+	Username    string `json:"username"`
+	Connections int    `json:"connections" jsonschema:"minimum=1"`
 }
 
 // The reasons of the error frames a sender (or joiner) alone receives
@@ -58,23 +69,29 @@ func newMessage(typ, username string, content *string) ChatMessage {
 // can be one per room: without a broker (in-process), or with a broker
 // that keeps the history itself (a wsroom.HistoryBroker: -nats, -redis,
 // -postgres). Through any other broker rooms are joined without history.
-func newRooms(b wsroom.Broker) *wsroom.Rooms[ChatMessage] {
+// Presence spans the instances when the broker is a wsroom.PresenceBroker;
+// opts add to these (the presence lease).
+func newRooms(b wsroom.Broker, opts ...wsroom.RoomsOption) *wsroom.Rooms[ChatMessage] {
 	if b == nil {
-		return wsroom.NewRooms[ChatMessage](wsroom.WithHistory(0, 0))
+		return wsroom.NewRooms[ChatMessage](append(opts, wsroom.WithHistory(0, 0))...)
 	}
+	opts = append(opts, wsroom.WithBroker(b))
 	if _, ok := b.(wsroom.HistoryBroker); ok {
-		return wsroom.NewRooms[ChatMessage](wsroom.WithBroker(b), wsroom.WithHistory(0, 0))
+		opts = append(opts, wsroom.WithHistory(0, 0))
 	}
-	return wsroom.NewRooms[ChatMessage](wsroom.WithBroker(b))
+	return wsroom.NewRooms[ChatMessage](opts...)
 }
 
-// chat serves one member of a room: it joins the room (the member sees its
-// own "joined" first, after what it missed if it reconnected with
-// ?since=&epoch=), publishes every message it sends to the whole room, a
-// typing signal as an ephemeral event, and announces "left" to those still
-// there when it goes. A broker outage never ends the connection: Join
-// succeeds once the member is in the room locally, and a message that did
-// not reach every member earns its sender an error frame.
+// chat serves one member of a room: it joins the room present as its
+// username (the member sees its own "joined" first, after what it missed
+// if it reconnected with ?since=&epoch=, then who is in the room),
+// publishes every message it sends to the whole room, a typing signal as
+// an ephemeral event, and has the room announce "left" to those still
+// there when it goes, or, should its instance die, a surviving instance
+// announce it once its presence lease has run out. A broker outage never
+// ends the connection: Join succeeds once the member is in the room
+// locally, and a message that did not reach every member earns its sender
+// an error frame.
 func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMessage] {
 	return func(c *wsroom.Conn[ChatMessage], msgs iter.Seq2[ClientMessage, error]) error {
 		r := c.Request()
@@ -83,7 +100,14 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 		if username == "" {
 			username = "Anonymous"
 		}
-		leave, err := room.Join(c, newMessage("joined", username, nil))
+		// "left" is fixed now, and may be published by another instance
+		// long after: it carries no timestamp.
+		leave, err := room.Join(c, newMessage("joined", username, nil), wsroom.As(username, nil),
+			wsroom.LeaveWith(ChatMessage{Type: "left", Username: username}),
+			wsroom.ThenSend(func() ChatMessage {
+				users, _ := presentUsers(c.Context(), room)
+				return ChatMessage{Type: "presence", Users: users}
+			}))
 		switch {
 		case errors.Is(err, wsroom.ErrNotRecorded):
 			// In the room all the same; the others could not be told.
@@ -91,10 +115,7 @@ func chat(rooms *wsroom.Rooms[ChatMessage]) wsroom.Handler[ClientMessage, ChatMe
 		case err != nil:
 			return err
 		}
-		defer func() {
-			leave()
-			_ = room.Publish(newMessage("left", username, nil))
-		}()
+		defer leave()
 		for msg, err := range msgs {
 			if err != nil {
 				return err
@@ -136,12 +157,14 @@ func publish(c *wsroom.Conn[ChatMessage], room *wsroom.Room[ChatMessage], m Chat
 var static embed.FS
 
 // routes returns the chat's HTTP handler: the page at /, the WebSocket
-// endpoint at /chat/room/{roomId}, its AsyncAPI document at
+// endpoint at /chat/room/{roomId}, the room's presence at
+// /chat/room/{roomId}/presence, its AsyncAPI document at
 // /asyncapi.json and, unless metrics is nil, metrics at /metrics.
-func routes(ep, doc, metrics http.Handler) http.Handler {
+func routes(ep, presence, doc, metrics http.Handler) http.Handler {
 	page, _ := fs.Sub(static, "static")
 	mux := http.NewServeMux()
 	mux.Handle(roomPattern, ep)
+	mux.Handle(presencePattern, presence)
 	mux.Handle("GET /asyncapi.json", doc)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)

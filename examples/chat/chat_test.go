@@ -60,7 +60,7 @@ func startChat(t *testing.T, opts ...wsroom.Option) *chatServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := wsroomtest.NewServer(t, routes(ep, doc, metrics(ep, rooms)), ep)
+	srv := wsroomtest.NewServer(t, routes(ep, presenceHandler(rooms, nil), doc, metrics(ep, rooms)), ep)
 	return &chatServer{rooms: rooms, ep: ep, srv: srv}
 }
 
@@ -128,6 +128,7 @@ type chatFrame struct {
 	Username  string
 	Content   *string // nil when the "content" key is absent
 	Timestamp string
+	Users     []PresentUser // of a presence frame
 	raw       string
 }
 
@@ -141,12 +142,16 @@ var timestampRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+(
 // of a chat with history check Seq); on a typing signal neither; type in
 // the enum;
 // username a string; content, when present, a string; timestamp RFC 3339
-// with sub-seconds and close to now.
+// with sub-seconds and close to now, except on "left", which has none. A
+// presence frame is checked by parsePresence.
 func parseChat(data []byte) (chatFrame, error) {
 	f := chatFrame{raw: string(data)}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(data, &m); err != nil {
 		return f, fmt.Errorf("frame %s is not a JSON object: %v", data, err)
+	}
+	if string(m["type"]) == `"presence"` {
+		return parsePresence(data, m)
 	}
 	for k := range m {
 		f.keys = append(f.keys, k)
@@ -157,7 +162,7 @@ func parseChat(data []byte) (chatFrame, error) {
 		}
 	}
 	slices.Sort(f.keys)
-	for _, k := range []string{"type", "username", "timestamp"} {
+	for _, k := range []string{"type", "username"} {
 		if _, ok := m[k]; !ok {
 			return f, fmt.Errorf("frame %s lacks key %q", data, k)
 		}
@@ -168,7 +173,19 @@ func parseChat(data []byte) (chatFrame, error) {
 	if err := json.Unmarshal(m["username"], &f.Username); err != nil {
 		return f, fmt.Errorf("frame %s: username: %v", data, err)
 	}
-	if err := json.Unmarshal(m["timestamp"], &f.Timestamp); err != nil {
+	ts, hasTS := m["timestamp"]
+	switch {
+	case f.Type == "left" && hasTS:
+		return f, fmt.Errorf("frame %s: a left carries a timestamp", data)
+	case f.Type == "left":
+		if err := parsePosition(m, &f); err != nil {
+			return f, fmt.Errorf("frame %s: %v", data, err)
+		}
+		return f, nil
+	case !hasTS:
+		return f, fmt.Errorf("frame %s lacks key %q", data, "timestamp")
+	}
+	if err := json.Unmarshal(ts, &f.Timestamp); err != nil {
 		return f, fmt.Errorf("frame %s: timestamp: %v", data, err)
 	}
 	if raw, ok := m["content"]; ok {
@@ -186,12 +203,12 @@ func parseChat(data []byte) (chatFrame, error) {
 	if !timestampRE.MatchString(f.Timestamp) {
 		return f, fmt.Errorf("frame %s: timestamp %q is not RFC 3339 with sub-seconds", data, f.Timestamp)
 	}
-	ts, err := time.Parse(time.RFC3339Nano, f.Timestamp)
+	at, err := time.Parse(time.RFC3339Nano, f.Timestamp)
 	if err != nil {
 		return f, fmt.Errorf("frame %s: timestamp: %v", data, err)
 	}
-	if d := time.Since(ts); d < -time.Minute || d > time.Minute {
-		return f, fmt.Errorf("frame %s: timestamp %v is %v away from now", data, ts, d)
+	if d := time.Since(at); d < -time.Minute || d > time.Minute {
+		return f, fmt.Errorf("frame %s: timestamp %v is %v away from now", data, at, d)
 	}
 	return f, nil
 }
@@ -248,7 +265,20 @@ func message[C chatClient](t *testing.T, c C) []byte {
 }
 
 // next reads the next chat frame of c, checking it against the contract.
+// It passes over presence frames, once checked: tests of presence read
+// them with frame.
 func next[C chatClient](t *testing.T, c C) chatFrame {
+	t.Helper()
+	for {
+		if f := frame(t, c); f.Type != "presence" {
+			return f
+		}
+	}
+}
+
+// frame reads the next chat frame of c, presence frames included,
+// checking it against the contract.
+func frame[C chatClient](t *testing.T, c C) chatFrame {
 	t.Helper()
 	f, err := parseChat(message(t, c))
 	if err != nil {
@@ -525,6 +555,10 @@ func TestJoinerReceivesOwnJoinedFirstWhileRoomIsFlooded(t *testing.T) {
 	for c := range joined {
 		me := fmt.Sprintf("j%02d", i)
 		expect(t, c, "joined", me, nil) // the very first frame
+		// Then, with nothing of the flood in between, who is here, me among them.
+		if f := frame(t, c); f.Type != "presence" || !slices.ContainsFunc(f.Users, func(u PresentUser) bool { return u.Username == me }) {
+			t.Fatalf("%s's frame after its joined is %s, not a presence listing it", me, f.raw)
+		}
 		// Then: joined of other joiners, and a gap-free suffix of the flood.
 		first, got := -1, 0
 		for first < 0 || first+got < sent {

@@ -44,8 +44,9 @@ func TestAsyncAPIDocumentIsServedAndValid(t *testing.T) {
 	if got := d.Channels["chatRoom"].Address; got != "/chat/room/{roomId}" {
 		t.Fatalf("channel chatRoom at %q, want /chat/room/{roomId}", got)
 	}
-	// The chat records its events: the document says how to resume.
-	for _, want := range []string{`"wsroomRecoveryNotice"`, `"since"`, `"epoch"`} {
+	// The chat records its events: the document says how to resume. Its
+	// messages' schema has the presence frame: the type and its users.
+	for _, want := range []string{`"wsroomRecoveryNotice"`, `"since"`, `"epoch"`, `"presence"`, `"users"`, `"connections"`} {
 		if !bytes.Contains(doc, []byte(want)) {
 			t.Errorf("the document has no %s", want)
 		}

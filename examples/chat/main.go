@@ -22,8 +22,13 @@
 // seen; clients send {"type":"message"|"typing","content"?:string}; every
 // member receives {"seq":N,"epoch":E,"type":"message"|"joined"|"left",
 // "username":...,"content"?:...,"timestamp":...} (seq and epoch on the
-// recorded events, when rooms keep a history) and
-// {"type":"typing",...} (never recorded). A reconnection first receives
+// recorded events, when rooms keep a history; "left" has no timestamp) and
+// {"type":"typing",...} (never recorded). Right after its own "joined" a
+// member alone receives {"type":"presence","users":[{"username":NAME,
+// "connections":N},...]}, who is in the room on every instance, sorted by
+// username; GET /chat/room/{roomId}/presence answers {"users":[...]} (and
+// "partial":true, with this instance's members, while the broker cannot
+// be read). A reconnection first receives
 // {"type":"recovery","recovered":true|false,"epoch":E,"missed":N}, then,
 // if recovered, the N events it missed. The sender alone receives
 // {"type":"error","error":"<reason>"} for a message that was invalid, or
@@ -65,26 +70,29 @@ func main() {
 	flag.DurationVar(&bc.wait, "broker-wait", 5*time.Second, "how long start-up waits for the broker to answer")
 	flag.BoolVar(&bc.required, "broker-required", false, "exit if the broker does not answer within -broker-wait (default: start anyway, rooms local until it answers)")
 	withMetrics := flag.Bool("metrics", false, "serve Prometheus metrics at /metrics")
+	lease := flag.Duration("presence-lease", wsroom.DefaultPresenceLease, "how long the broker keeps a member of an instance that stopped renewing it; a killed instance's members are announced gone 0.75 to 1.25 leases after its death (every instance should use the same)")
 	flag.Parse()
 	bc.natsURL, bc.redisURL, bc.postgresURL = *natsURL, *redisURL, *postgresURL
 
-	if err := run(*addr, *token, allowed, bc, *withMetrics); err != nil {
+	if err := run(*addr, *token, allowed, bc, *withMetrics, *lease); err != nil {
 		slog.Error("chat", "error", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool) error {
+func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool, lease time.Duration) error {
 	opts := []wsroom.Option{wsroom.WithOriginPatterns(allowed...), wsroom.WithCompression(0)}
+	var guard wsroom.Guard
 	if token != "" {
-		opts = append(opts, wsroom.WithGuard(wsroom.RequireToken(sameToken(token))))
+		guard = wsroom.RequireToken(sameToken(token))
+		opts = append(opts, wsroom.WithGuard(guard))
 	}
 	broker, closeBroker, err := connectBroker(bc)
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
-	rooms := newRooms(broker)
+	rooms := newRooms(broker, wsroom.WithPresenceLease(lease))
 	ep := wsroom.New(chat(rooms), opts...)
 
 	doc, err := contract(ep, token != "")
@@ -100,7 +108,7 @@ func run(addr, token string, allowed []string, bc brokerConfig, withMetrics bool
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: routes(ep, doc, metricsHandler), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: routes(ep, presenceHandler(rooms, guard), doc, metricsHandler), ReadHeaderTimeout: 10 * time.Second}
 
 	// Catch signals before announcing the address: a signal sent as soon as
 	// a supervisor sees the announcement must still shut down cleanly.

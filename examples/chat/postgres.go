@@ -50,7 +50,8 @@ func connectPostgres(url string) (*connected, error) {
 // PostgreSQL has not answered yet.
 var errNotReached = errors.New("postgres: not reached since start-up")
 
-// A lateBroker is a wsroom.HistoryBroker that has no pgbroker.Broker yet:
+// A lateBroker is a wsroom.HistoryBroker (and PresenceBroker, see
+// postgres_presence.go) that has no pgbroker.Broker yet:
 // until it has one, publishes and records fail (so members are told, as
 // in an outage) and subscriptions are in effect at once, locally, and are
 // made on the Broker once it exists.

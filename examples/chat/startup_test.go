@@ -42,9 +42,13 @@ func TestUnreachableBrokerAtStartUpIsLoggedAndTheChatStartsAnyway(t *testing.T) 
 			// And it serves: a member joins and is answered. With history
 			// nothing can be recorded, the member's joined included: it
 			// is told so, and its message is answered with an error frame.
+			// First who is here (this instance's own), then the error.
 			c := wstest.Dial(t, roomURL(p.base, "local", "ann", ""))
+			if who := expectPresence(t, c); who != "ann:1" {
+				t.Fatalf("first frame: presence %q, want ann:1", who)
+			}
 			if reason := expectError(t, c); reason != joinNotRecorded {
-				t.Fatalf("first frame: error %q, want %q", reason, joinNotRecorded)
+				t.Fatalf("second frame: error %q, want %q", reason, joinNotRecorded)
 			}
 			sendMessage(t, c, "anyone?")
 			if reason := expectError(t, c); reason != notRecorded {
@@ -65,8 +69,9 @@ func TestPostgresReachedAfterStartUpJoinsTheInstances(t *testing.T) {
 	A := startBinary(t, bin, "-postgres", db.URL, "-broker-wait", "300ms")
 	room := fmt.Sprintf("late-%d", time.Now().UnixNano())
 	ann := wstest.Dial(t, roomURL(A.base, room, "ann", ""))
+	expectPresence(t, ann)
 	if reason := expectError(t, ann); reason != joinNotRecorded {
-		t.Fatalf("first frame: error %q, want %q", reason, joinNotRecorded)
+		t.Fatalf("after the presence frame: error %q, want %q", reason, joinNotRecorded)
 	}
 	sendMessage(t, ann, "too early")
 	if reason := expectError(t, ann); reason != notRecorded {

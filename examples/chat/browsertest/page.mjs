@@ -84,7 +84,45 @@ async function shot(page, name) {
   if (shots) await page.screenshot({ path: path.join(shots, `${scenario}-${name}.png`) });
 }
 
+// listShows waits until the page's list of who is in the room reads want,
+// one "name" or "name×N" per user, in order.
+async function listShows(page, who, want) {
+  await page.waitForFunction((w) => [...document.querySelectorAll('#users li')].map((l) => l.textContent).join(' ') === w,
+    want, { timeout: WAIT });
+  log(`ok: ${who}'s list reads "${want}"`);
+}
+
 const scenarios = {
+  // Who is in the room: two tabs of alice are one user with 2, bob sees
+  // both; a tab closes, then the other leaves, and every list follows.
+  async presence() {
+    const tab1 = await openPage('alice-tab1'), tab2 = await openPage('alice-tab2'), bob = await openPage('bob');
+    check(await tab1.textContent('#users-empty') === 'not in a room', 'before joining the list says "not in a room"');
+    await join(tab1, { room: 'who', name: 'alice' });
+    await joined(tab1, 'alice', 'who');
+    await listShows(tab1, 'alice (tab 1)', 'alice');
+    await join(tab2, { room: 'who', name: 'alice' });
+    await joined(tab2, 'alice', 'who');
+    await listShows(tab2, 'alice (tab 2)', 'alice×2');
+    await listShows(tab1, 'alice (tab 1)', 'alice×2');
+    await join(bob, { room: 'who', name: 'bob' });
+    await joined(bob, 'bob', 'who');
+    await listShows(bob, 'bob', 'alice×2 bob');
+    await listShows(tab1, 'alice (tab 1)', 'alice×2 bob');
+    check(await bob.$eval('#users li.me', (l) => l.textContent) === 'bob', 'bob is marked as himself');
+    await shot(bob, 'list');
+
+    await tab2.context().close(); // the tab goes, without a word
+    await listShows(bob, 'bob', 'alice bob');
+    await listShows(tab1, 'alice (tab 1)', 'alice bob');
+    await tab1.click('#leave');
+    await statusSays(tab1, 'you left');
+    await listShows(bob, 'bob', 'bob');
+    check(await tab1.$$eval('#users li', (ls) => ls.length) === 0, 'after leaving, alice\'s list is empty');
+    await shot(bob, 'alone');
+  },
+
+
   // Two people in one room: messages, typing, the buttons, Leave.
   async chat() {
     const alice = await openPage('alice'), bob = await openPage('bob');
