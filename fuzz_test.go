@@ -1,15 +1,22 @@
 package wsroom_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/flate"
+	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/wstest"
 )
 
@@ -19,13 +26,18 @@ import (
 // as frames in wire format whose masked payloads the harness masks (so the
 // fuzzer need not guess mask arithmetic): a header byte, a length byte
 // (mask bit included) and its extended length, then the payload; with raw
-// true the bytes go out as they are. After the input the client half-closes
-// the socket. Whatever the input:
+// true the bytes go out as they are. With deflate true the client offers
+// permessage-deflate, as browsers do, to a second server that enables it
+// (WithCompression(1), a read limit of fuzzDeflateReadLimit), so that its
+// frames may set RSV1 and carry deflate streams: valid, corrupt, misplaced
+// and bombs. After the input the client half-closes the socket. Whatever
+// the input:
 //   - nothing panics (a panic in the read path would be logged as a
 //     handler panic);
 //   - the server ends the connection within 5 s (nothing hangs), its frames
 //     are valid (unmasked, no reserved bits, control frames short, text
-//     valid UTF-8 JSON, nothing after the close frame) and its close code
+//     valid UTF-8 JSON once inflated if compressed, RSV1 only where the
+//     extension was negotiated, nothing after the close frame) and its close code
 //     is one a server may send;
 //   - the connection is forgotten (Stats.Connections back to the witness
 //     alone);
@@ -40,16 +52,34 @@ func FuzzConnection(f *testing.F) {
 		// handling): count only when the seeds run as a plain test.
 		wstest.CheckGoroutines(f)
 	}
-	a := newArena(f, arenaOptions{noTicker: true}, chatToOut)
-	f.Fuzz(func(t *testing.T, data []byte, raw bool) {
-		r, _, err := wstest.RawDial(a.url, nil)
+	plain := newArena(f, arenaOptions{noTicker: true}, chatToOut)
+	zipped := newArena(f, arenaOptions{noTicker: true}, chatToOut,
+		wsroom.WithReadLimit(fuzzDeflateReadLimit), wsroom.WithCompression(1))
+	f.Fuzz(func(t *testing.T, data []byte, raw, deflate bool) {
+		a, h := plain, http.Header(nil)
+		if deflate {
+			a, h = zipped, http.Header{"Sec-Websocket-Extensions": {"permessage-deflate; client_max_window_bits"}}
+		}
+		r, _, err := wstest.RawDial(a.url, h)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		out := data
+		if r.Deflate = r.Header.Get("Sec-WebSocket-Extensions") != ""; r.Deflate != deflate {
+			t.Fatalf("permessage-deflate negotiated %v, offered %v", r.Deflate, deflate)
+		}
+		out, whole := data, false
 		if !raw {
-			out = framesFromFuzz(data)
+			out, whole = framesFromFuzz(data)
+		}
+		// After whole frames, a ping: its pong says the server has read
+		// the input, so the frames it sends in answer (compressed ones
+		// among them) come before the half-close ends the connection.
+		answered := make(chan struct{})
+		if whole {
+			out = append(out, wstest.Frame(true, 0x9, fuzzEnd)...)
+		} else {
+			close(answered)
 		}
 		written := make(chan struct{})
 		go func() {
@@ -58,9 +88,10 @@ func FuzzConnection(f *testing.F) {
 			// ends when it closes the socket.
 			_ = r.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			_, _ = r.Conn.Write(out)
+			<-answered
 			_ = r.CloseWrite()
 		}()
-		e := r.ReadToEnd(5*time.Second, 1<<20)
+		e := readEnding(r, 5*time.Second, answered)
 		if e.Err != nil {
 			stacks := libraryStacks()
 			r.Close()
@@ -72,8 +103,11 @@ func FuzzConnection(f *testing.F) {
 			t.Fatalf("server closed with code %d %q", e.Code, e.Reason)
 		}
 		for _, fr := range e.Frames {
-			if fr.Opcode == 0x1 && !json.Valid(fr.Payload) {
-				t.Fatalf("server sent text that is not JSON: %q", fr.Payload)
+			if fr.Opcode != 0x1 {
+				continue
+			}
+			if p, err := inflatedPayload(fr); err != nil || !json.Valid(p) {
+				t.Fatalf("server sent text that is not JSON (compressed %v, %v): %q", fr.RSV != 0, err, p)
 			}
 		}
 		r.Close()
@@ -98,6 +132,72 @@ func FuzzConnection(f *testing.F) {
 			t.Fatalf("panic: %s", a.logs.text())
 		}
 	})
+}
+
+// fuzzEnd is the payload of the ping that follows the fuzzer's frames.
+var fuzzEnd = []byte("wsroom-fuzz-end")
+
+// readEnding reads the server's frames until it closes the socket or d
+// passes, as ReadToEnd does, and closes answered once the pong of fuzzEnd
+// has come or the server has closed (the pong is not among the frames).
+func readEnding(r *wstest.Raw, d time.Duration, answered chan struct{}) wstest.Ending {
+	var e wstest.Ending
+	answer := func() {
+		select {
+		case <-answered:
+		default:
+			close(answered)
+		}
+	}
+	defer answer()
+	_ = r.Conn.SetReadDeadline(time.Now().Add(d))
+	defer r.Conn.SetReadDeadline(time.Time{})
+	for {
+		f, err := r.ReadFrame(1 << 20)
+		var ne net.Error
+		switch {
+		case err == nil:
+		case errors.Is(err, wstest.ErrBadServerFrame):
+			e.Err = err
+			return e
+		case errors.As(err, &ne) && ne.Timeout():
+			e.Err = fmt.Errorf("the server did not close the connection within %v", d)
+			return e
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			e.Err = errors.New("the server's stream ended inside a frame")
+			return e
+		default: // end of stream, or a reset
+			e.AfterEOF = true
+			return e
+		}
+		switch {
+		case e.Closed:
+			e.Err = fmt.Errorf("frame with opcode %#x after the close frame", f.Opcode)
+			return e
+		case f.Opcode == 0xA && bytes.Equal(f.Payload, fuzzEnd):
+			answer()
+			continue
+		case f.Opcode == 0x8:
+			e.Closed = true
+			e.Code, e.Reason = f.CloseCode()
+			answer()
+		}
+		e.Frames = append(e.Frames, f)
+	}
+}
+
+// fuzzDeflateReadLimit is the read limit of the server with compression:
+// small, so that a bomb costs the fuzzer little to inflate.
+const fuzzDeflateReadLimit = 64 << 10
+
+// inflatedPayload returns a server frame's payload, inflated if the frame
+// is compressed (RSV1; ReadFrame allows it only where negotiated).
+func inflatedPayload(f wstest.ServerFrame) ([]byte, error) {
+	if f.RSV == 0 {
+		return f.Payload, nil
+	}
+	tail := []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+	return io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(f.Payload), bytes.NewReader(tail))))
 }
 
 // libraryStacks returns the stacks of the goroutines inside wsroom or gws,
@@ -161,9 +261,9 @@ func pollFor(t testing.TB, what string, cond func() bool) {
 // record is a header byte, a length byte (bit 7: masked), 0, 2 or 8 bytes
 // of extended length, then up to that many payload bytes, which are masked
 // here when the mask bit is set. A record may announce more payload than
-// the input holds.
-func framesFromFuzz(data []byte) []byte {
-	var out []byte
+// the input holds. whole reports that the bytes are whole frames, none of
+// them cut short.
+func framesFromFuzz(data []byte) (out []byte, whole bool) {
 	mask := [4]byte{0xA1, 0xB2, 0xC3, 0xD4}
 	for len(data) >= 2 {
 		b0, b1 := data[0], data[1]
@@ -173,13 +273,13 @@ func framesFromFuzz(data []byte) []byte {
 		switch n {
 		case 126:
 			if len(data) < 2 {
-				return append(out, data...)
+				return append(out, data...), false
 			}
 			n = uint64(binary.BigEndian.Uint16(data))
 			out, data = append(out, data[:2]...), data[2:]
 		case 127:
 			if len(data) < 8 {
-				return append(out, data...)
+				return append(out, data...), false
 			}
 			n = binary.BigEndian.Uint64(data)
 			out, data = append(out, data[:8]...), data[8:]
@@ -194,6 +294,9 @@ func framesFromFuzz(data []byte) []byte {
 		} else {
 			out = append(out, p...)
 		}
+		if uint64(len(p)) < n {
+			return out, false
+		}
 	}
-	return append(out, data...)
+	return append(out, data...), len(data) == 0
 }

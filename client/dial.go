@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/lxzan/gws"
 	"github.com/wsroom/wsroom"
 )
@@ -26,6 +27,9 @@ import (
 // Messages with ctx's error.
 func Dial[Send, Recv any](ctx context.Context, rawURL string, opts ...Option) (*Conn[Send, Recv], error) {
 	cfg := newConfig(opts)
+	if cfg.compressMin < 0 {
+		return nil, fmt.Errorf("client: compression threshold %d: must not be negative", cfg.compressMin)
+	}
 	u, err := parseURL(rawURL)
 	if err != nil {
 		return nil, err
@@ -88,6 +92,7 @@ func (c *Conn[Send, Recv]) connect() (*link, error) {
 		HandshakeTimeout:   c.cfg.dialTimeout + time.Second,
 		ReadMaxPayloadSize: c.cfg.readLimit,
 		CheckUtf8Enabled:   true,
+		PermessageDeflate:  c.cfg.deflate(),
 	}, nc)
 	if !stop() {
 		_ = nc.Close()
@@ -101,6 +106,15 @@ func (c *Conn[Send, Recv]) connect() (*link, error) {
 	}
 	l.ws = ws
 	return l, nil
+}
+
+// deflate is the permessage-deflate offer of the upgrade: none, or one
+// without context takeover, so that each message is compressed alone.
+func (c *config) deflate() gws.PermessageDeflate {
+	if !c.compress {
+		return gws.PermessageDeflate{}
+	}
+	return gws.PermessageDeflate{Enabled: true, Threshold: c.compressMin, Level: flate.BestSpeed}
 }
 
 // address is the URL of l's upgrade: the Conn's, with the position to

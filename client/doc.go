@@ -53,4 +53,12 @@
 // WebSocket implementation and the client speaks exactly the framing its
 // server was tested with. Dialing is wsroom's own (a net.Dialer with the
 // context, TLS for wss://), so that a context cancels a dial at any point.
+//
+// # Compression
+//
+// WithCompression offers permessage-deflate on the terms a wsroom endpoint
+// with wsroom.WithCompression answers: no context takeover on either side,
+// so each message is compressed and inflated on its own. The read limit
+// applies to a compressed message's inflated size. A server that declines
+// the offer gets plain frames, and the Conn works as without the option.
 package client

@@ -40,6 +40,8 @@ type config struct {
 	resume       wsroom.Position
 	validate     bool   // reflect Recv's schema
 	schema       []byte // or validate against this one
+	compress     bool   // offer permessage-deflate
+	compressMin  int    // the smallest message compressed
 }
 
 func newConfig(opts []Option) *config {
@@ -51,6 +53,9 @@ func newConfig(opts []Option) *config {
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	if c.compress && c.compressMin == 0 {
+		c.compressMin = wsroom.DefaultCompressionThreshold
 	}
 	return c
 }
@@ -137,3 +142,22 @@ func WithValidation() Option { return func(c *config) { c.validate = true } }
 // typically the endpoint's own Out schema (wsroom's Endpoint.Schemas, or
 // its AsyncAPI document's).
 func WithSchema(schema []byte) Option { return func(c *config) { c.schema = schema } }
+
+// WithCompression offers permessage-deflate (RFC 7692) with every upgrade,
+// without context takeover on either side, as a wsroom endpoint with
+// wsroom.WithCompression answers. Once the server accepts, the client
+// compresses each message it sends of at least threshold bytes (0 means
+// wsroom.DefaultCompressionThreshold; 1 compresses every message; a
+// negative threshold is Dial's error) and inflates the compressed messages
+// it receives, with the read limit (WithReadLimit) applied to the inflated
+// size: a message that inflates past it ends the Conn with 1009, and one
+// that does not inflate with 1007. A server that does not enable
+// compression declines the offer, and the Conn works as without it. Each
+// message is compressed on its own, so no window is kept between messages,
+// but a connection that negotiated compression holds a compressor and a
+// decompressor for its life. Off by default. Do not compress a message
+// that holds both a secret and text an attacker chooses: its compressed
+// size tells whether the two share bytes (see SECURITY.md).
+func WithCompression(threshold int) Option {
+	return func(c *config) { c.compress, c.compressMin = true, threshold }
+}

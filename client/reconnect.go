@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/klauspost/compress/flate"
 	"github.com/lxzan/gws"
 	"github.com/wsroom/wsroom"
 )
@@ -145,6 +146,7 @@ func classify(err error) (error, bool) {
 	var local interface{ Uint16() uint16 }
 	var ue *UpgradeError
 	var cv *tls.CertificateVerificationError
+	var corrupt flate.CorruptInputError
 	switch {
 	case errors.As(err, &ce):
 		e := &wsroom.CloseError{Code: wsroom.StatusCode(ce.Code), Reason: string(ce.Reason)}
@@ -153,6 +155,10 @@ func classify(err error) (error, bool) {
 		// This side closed: the read limit, or the server broke the
 		// protocol. A reconnect would read the same again.
 		return &wsroom.CloseError{Code: wsroom.StatusCode(local.Uint16()), Reason: err.Error()}, true
+	case errors.As(err, &corrupt):
+		// A compressed message that does not inflate: the server would
+		// send it again.
+		return &wsroom.CloseError{Code: wsroom.StatusInvalidPayload, Reason: "invalid compressed data"}, true
 	case errors.As(err, &ue):
 		s := ue.Status
 		return err, s != http.StatusRequestTimeout && s != http.StatusTooManyRequests && s < 500
