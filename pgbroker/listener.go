@@ -106,17 +106,18 @@ func (l *listener) connect() error {
 }
 
 // lost records that the connection failed: waiting subscriptions are
-// released, as the Broker knows it is disconnected, until it has connected
-// again and LISTENed their keys.
+// released, and calls fail at once (the breaker), as the Broker knows it
+// is disconnected, until it has connected again and LISTENed their keys.
+// The failure is counted once the Broker knows.
 func (l *listener) lost() {
 	b := l.b
-	b.connErrors.Add(1)
-	l.disconnect()
 	b.mu.Lock()
-	b.down = true
+	b.breaker.down.Store(true)
 	clear(b.listening)
 	b.releaseWaiting(true)
 	b.mu.Unlock()
+	l.disconnect()
+	b.connErrors.Add(1)
 }
 
 func (l *listener) disconnect() {
@@ -219,7 +220,10 @@ func (l *listener) apply() error {
 		}
 	}
 	b.mu.Lock()
-	b.down = false
+	if b.breaker.down.Load() { // connected and LISTENed: PostgreSQL answers
+		b.breaker.down.Store(false)
+		b.breaker.reset()
+	}
 	for _, key := range add {
 		b.listening[key] = true
 	}

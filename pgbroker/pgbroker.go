@@ -64,9 +64,9 @@ type Broker struct {
 	// interrupt ends the listener's wait for a notification; nil while
 	// it is not waiting.
 	interrupt context.CancelFunc
-	// down is set while the listener is known to be disconnected: from a
-	// failed connection or attempt until it has connected again.
-	down bool
+	// breaker fails calls at once while PostgreSQL is known unreachable;
+	// its down is the listener's.
+	breaker *breaker
 
 	published, publishErrors, recorded, recordErrors, received, receivedRecorded, fromLog, caughtUp atomic.Int64
 	echoes, duplicates, malformed, missed, gaps, connErrors                                         atomic.Int64
@@ -120,6 +120,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Broker, erro
 		dirty:     map[string]struct{}{},
 		listening: map[string]bool{},
 		waiting:   map[string]*waiter{},
+		breaker:   newBreaker(),
 	}
 	var err error
 	if cfg.setup {
@@ -159,9 +160,13 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	if inline(payload, b.utf8DB) {
 		text = string(payload)
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
-	defer cancel()
-	if _, err := b.pool.Exec(ctx, b.sql.publish, key, b.origin, payload, b.channel(key), text); err != nil {
+	err := b.guard(b.ctx, func() error {
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
+		defer cancel()
+		_, err := b.pool.Exec(ctx, b.sql.publish, key, b.origin, payload, b.channel(key), text)
+		return err
+	})
+	if err != nil {
 		b.publishErrors.Add(1)
 		return fmt.Errorf("pgbroker: publish to room %q: %w", room, err)
 	}
@@ -197,7 +202,7 @@ func (b *Broker) subscribe(stream string, s *subscription) (cancel func(), ready
 	switch {
 	case b.listening[stream]:
 		ready = closedReady
-	case b.down:
+	case b.breaker.down.Load():
 		ready = closedReady // and LISTENed once PostgreSQL is back
 		b.markDirty(stream)
 	default:
@@ -267,7 +272,7 @@ func (b *Broker) releaseWaiting(all bool) {
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
 // The counters natsbroker and redisbroker also have carry the same names
-// and meanings; FromLog and Missed are PostgreSQL's own. There is no
+// and meanings; FromLog, Missed and Unavailable are PostgreSQL's own. There is no
 // SyncErrors: a failed read of the log ends the listening connection
 // (ConnErrors), and the next one reads from the same position again, so
 // a failure never skips a record.
@@ -287,6 +292,7 @@ type Stats struct {
 	CaughtUp         int64 // of those, read from the log: missed while the listener was away, after a gap, or too long for a notification
 	Duplicates       int64 // notifications dropped because their message had already been read from the log
 	Gaps             int64 // recorded streams this listener gave a new epoch, having found records it missed trimmed from the log
+	Unavailable      int64 // calls (publishes, records, History, presence) failed at once with ErrUnavailable, without trying PostgreSQL
 }
 
 // Stats returns a snapshot of the Broker's counters.
@@ -315,6 +321,7 @@ func (b *Broker) Stats() Stats {
 		CaughtUp:         b.caughtUp.Load(),
 		Duplicates:       b.duplicates.Load(),
 		Gaps:             b.gaps.Load(),
+		Unavailable:      b.breaker.rejected.Load(),
 	}
 }
 
