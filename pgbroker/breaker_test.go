@@ -29,7 +29,7 @@ func TestCallsFailAtOnceWhilePostgreSQLIsStopped(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	srv := ownServer(t)
 	b := newBroker(t, srv.URL, pgbroker.WithPrefix(uniquePrefix())) // the default publish timeout: a second
-	defer brokertest.Subscribe(t, b, "room", func([]byte) {})()      // runs the listener
+	defer brokertest.Subscribe(t, b, "room", func([]byte) {})()     // runs the listener
 	rooms := wsroom.NewRooms[note](wsroom.WithBroker(b), wsroom.WithHistory(10, time.Minute))
 	calls := brokerCalls(b, rooms)
 	for _, c := range calls {
