@@ -36,25 +36,27 @@ type unavailableError struct{}
 func (unavailableError) Error() string { return "pgbroker: PostgreSQL unavailable" }
 func (unavailableError) Unwrap() error { return wsroom.ErrBroker }
 
-// errListenerDown is why calls fail while the listener is disconnected.
-var errListenerDown = fmt.Errorf("%w: the listening connection is down", ErrUnavailable)
+// errListenerDown is why calls fail while the listener cannot reach the
+// server.
+var errListenerDown = fmt.Errorf("%w: the listener cannot connect", ErrUnavailable)
 
 // breaker makes the Broker's calls to PostgreSQL fail at once while it
 // knows the server is unreachable, so that no handler waits out the
 // publish timeout on every message through an outage. Two things open it.
-// The listener, while its connection is down: it tries to connect again
-// on its own, and its success closes the breaker. And calls that go
-// unanswered (a timeout, a refused or broken connection) tripAfter times
-// in a row while no call at all was answered, which a hanging server does
-// and a busy one does not: then, every probeInterval, one call goes
-// through (half-open), and its answer closes the breaker.
+// The listener, when an attempt to connect goes unanswered: it tries
+// again on its own, and an attempt the server answers closes the breaker.
+// And calls that go unanswered (a timeout, a refused or broken
+// connection) tripAfter times in a row while no call at all was answered,
+// which a hanging server does and a busy one does not: then, every
+// probeInterval, one call goes through (half-open), and its answer closes
+// the breaker.
 type breaker struct {
 	born time.Time // the origin of the monotonic times below
-	// down is set while the listener is disconnected: from a failed
-	// connection or attempt until it has connected and LISTENed again.
-	// It is written under Broker.mu, so that Subscribe reads it with the
-	// listener's other state.
-	down atomic.Bool
+	// unreachable is set while the listener's latest attempt to connect
+	// went unanswered, until one is answered. A connection that breaks
+	// does not set it (pg_terminate_backend ends one on a server that
+	// is up): the attempt that follows at once tells.
+	unreachable atomic.Bool
 	// answered is when the latest answered call ended (since born): a
 	// failure of a call that started before it says nothing of the
 	// server.
@@ -85,7 +87,7 @@ func (k *breaker) now() time.Duration { return time.Since(k.born) }
 // to fail it with at once.
 func (k *breaker) allow(ctx context.Context) (call, error) {
 	c := call{ctx: ctx, start: k.now()}
-	if k.down.Load() {
+	if k.unreachable.Load() {
 		k.rejected.Add(1)
 		return c, errListenerDown
 	}
@@ -144,6 +146,16 @@ func (k *breaker) fail(c call, err error) {
 	if k.failures >= tripAfter && !k.tripped.Load() {
 		k.retry = now + probeInterval
 		k.tripped.Store(true)
+	}
+}
+
+// listenerFound records how the listener's attempt to connect ended: an
+// attempt the server answered closes the breaker, whatever opened it.
+func (k *breaker) listenerFound(err error) {
+	down := err != nil && unanswered(err)
+	k.unreachable.Store(down)
+	if !down {
+		k.reset()
 	}
 }
 

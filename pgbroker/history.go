@@ -15,7 +15,9 @@ import (
 // does with its messages; it waits for the commit, for at most the
 // publish timeout, and returns the message's position. Every process's
 // SubscribeRecorded of the room receives it, this one's included; no
-// Subscribe does, and History has it until the log trims it. An error,
+// Subscribe does, and History has it until the log trims it. Like
+// Publish, it fails at once with ErrUnavailable while the Broker knows
+// PostgreSQL is unreachable. An error,
 // which names the room, means it was not recorded (the transaction did not
 // commit, or may not have: a timeout), and nobody receives it.
 func (b *Broker) Record(room string, payload []byte) (wsroom.Position, error) {
@@ -66,7 +68,8 @@ func (b *Broker) SubscribeRecorded(room string, deliver func(pos wsroom.Position
 // than limit messages are newer. Messages recorded while History runs
 // may be left out (complete stays true): a SubscribeRecorded made before
 // the call delivers them. History waits for PostgreSQL for as long as ctx
-// allows.
+// allows, and fails at once with ErrUnavailable while the Broker knows
+// PostgreSQL is unreachable.
 func (b *Broker) History(ctx context.Context, room string, since wsroom.Position, limit int) (msgs []wsroom.Recorded, epoch string, complete bool, err error) {
 	if b.closed.Load() {
 		return nil, "", false, ErrClosed

@@ -59,7 +59,12 @@ func (b *Broker) listen() {
 				return
 			}
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			if err := l.connect(); err != nil {
+			err := l.connect()
+			// An attempt the server did not answer tells the breaker it
+			// is unreachable; one it answered (a refused login), or a
+			// connection, tells it the contrary.
+			b.breaker.listenerFound(err)
+			if err != nil {
 				l.lost()
 				continue
 			}
@@ -105,14 +110,14 @@ func (l *listener) connect() error {
 	return nil
 }
 
-// lost records that the connection failed: waiting subscriptions are
-// released, and calls fail at once (the breaker), as the Broker knows it
-// is disconnected, until it has connected again and LISTENed their keys.
+// lost records that the connection, or an attempt to make it, failed:
+// waiting subscriptions are released, as the Broker knows it is
+// disconnected, until it has connected again and LISTENed their keys.
 // The failure is counted once the Broker knows.
 func (l *listener) lost() {
 	b := l.b
 	b.mu.Lock()
-	b.breaker.down.Store(true)
+	b.down = true
 	clear(b.listening)
 	b.releaseWaiting(true)
 	b.mu.Unlock()
@@ -220,10 +225,7 @@ func (l *listener) apply() error {
 		}
 	}
 	b.mu.Lock()
-	if b.breaker.down.Load() { // connected and LISTENed: PostgreSQL answers
-		b.breaker.down.Store(false)
-		b.breaker.reset()
-	}
+	b.down = false
 	for _, key := range add {
 		b.listening[key] = true
 	}

@@ -64,8 +64,10 @@ type Broker struct {
 	// interrupt ends the listener's wait for a notification; nil while
 	// it is not waiting.
 	interrupt context.CancelFunc
-	// breaker fails calls at once while PostgreSQL is known unreachable;
-	// its down is the listener's.
+	// down is set while the listener is known to be disconnected: from a
+	// failed connection or attempt until it has connected again.
+	down bool
+	// breaker fails calls at once while PostgreSQL is known unreachable.
 	breaker *breaker
 
 	published, publishErrors, recorded, recordErrors, received, receivedRecorded, fromLog, caughtUp atomic.Int64
@@ -146,8 +148,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Broker, erro
 // appends payload to the room's log, with the room's next offset, and
 // notifies the room's channel, in one transaction, and waits for
 // PostgreSQL to commit it, for at most the publish timeout. Messages
-// published by one goroutine arrive in order. An error names the room;
-// wsroom's Room.Publish wraps it in wsroom.ErrBroker.
+// published by one goroutine arrive in order. While the Broker knows
+// PostgreSQL is unreachable it fails at once with ErrUnavailable (see
+// "Failing fast" in the package doc). An error names the room; wsroom's
+// Room.Publish wraps it in wsroom.ErrBroker.
 func (b *Broker) Publish(room string, payload []byte) error {
 	b.publishing.RLock() // Close waits for publishes in progress
 	defer b.publishing.RUnlock()
@@ -202,7 +206,7 @@ func (b *Broker) subscribe(stream string, s *subscription) (cancel func(), ready
 	switch {
 	case b.listening[stream]:
 		ready = closedReady
-	case b.breaker.down.Load():
+	case b.down:
 		ready = closedReady // and LISTENed once PostgreSQL is back
 		b.markDirty(stream)
 	default:
