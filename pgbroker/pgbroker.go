@@ -276,10 +276,10 @@ func (b *Broker) releaseWaiting(all bool) {
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
 // The counters natsbroker and redisbroker also have carry the same names
-// and meanings; FromLog, Missed and Unavailable are PostgreSQL's own. There is no
-// SyncErrors: a failed read of the log ends the listening connection
-// (ConnErrors), and the next one reads from the same position again, so
-// a failure never skips a record.
+// and meanings; FromLog, Missed and Unavailable are PostgreSQL's own.
+// There is no SyncErrors: a failed read of the log ends the listening
+// connection (ConnErrors), and the next one reads from the same position
+// again, so a failure never skips a record.
 type Stats struct {
 	Rooms            int   // rooms subscribed now (rooms with local members), by Subscribe, SubscribeRecorded or both
 	Published        int64 // publishes PostgreSQL committed
