@@ -86,13 +86,13 @@
 //     records, whose subscriptions must see no gap, the room's history
 //     starts a new epoch instead (see History below).
 //   - Publishes while the database is unreachable fail: Publish returns
-//     the error within the publish timeout, wsroom wraps it in
-//     wsroom.ErrBroker, local members have the message and members in
-//     other processes never get it. Nothing is buffered and replayed.
-//     Records fail the same way (Record's error), and nobody gets them.
-//     A Record does not wait for the listener: a record made while only
-//     the listening connection is down succeeds, and the listener reads
-//     it from the log when it is back.
+//     the error within the publish timeout, or at once while the Broker
+//     knows (see "Failing fast"), wsroom wraps it in wsroom.ErrBroker,
+//     local members have the message and members in other processes
+//     never get it. Nothing is buffered and replayed. Records fail the
+//     same way (Record's error), and nobody gets them. A failed publish
+//     or record may have been committed all the same (a timeout after the
+//     server took it): then every listener delivers it.
 //   - Messages published before a room's first member joined on this
 //     process (before ready is closed) are not delivered to it: the log is
 //     read back only for rooms the listener was already listening to.
@@ -181,11 +181,10 @@
 //
 // PutPresence, RefreshPresence and DropPresence are bounded by the publish
 // timeout, as Publish is; ReadPresence and ClaimExpired by their ctx and
-// the publish timeout. While the listener knows PostgreSQL is unreachable
-// (its connection failed and has not come back), all five fail at once
-// with ErrUnavailable, without waiting for the network; wsroom then keeps
-// each instance's own members, and puts every entry back when the server
-// is back. A claim whose answer is lost (a timeout, or the connection cut
+// the publish timeout. While the Broker knows PostgreSQL is unreachable
+// (see "Failing fast"), all five fail at once with ErrUnavailable, without
+// waiting for the network; wsroom then keeps each instance's own members,
+// and puts every entry back when the server is back. A claim whose answer is lost (a timeout, or the connection cut
 // after the commit) has deleted entries that nobody announces gone.
 //
 // An entry nobody renews or claims (its room's every process died, so no
@@ -203,6 +202,49 @@
 // an earlier pgbroker gets it from New, or, with WithoutSchemaSetup, from
 // the migration run again (it is idempotent); until then New fails and
 // names the missing table.
+//
+// # Failing fast
+//
+// A handler that publishes waits for its publish: were every publish to
+// wait out the publish timeout through an outage, every sender would read
+// its client's next message seconds late. So while the Broker knows
+// PostgreSQL is unreachable, Publish, Record, History and the five
+// presence calls fail at once (in microseconds) with an error wrapping
+// ErrUnavailable, which wraps wsroom.ErrBroker, without trying the
+// server; Stats.Unavailable counts them. One breaker knows it, from two
+// sources:
+//
+//   - The listener. When its connection fails (the server stopped or
+//     restarted, the network cut, the health check unanswered) it tries
+//     to connect again at once, then every 50 to 250 ms; from an attempt
+//     the server does not answer (refused, broken, timed out, or "the
+//     database system is shutting down") until one it answers. An
+//     answer closes the breaker, even a refusal: a listener kept out by
+//     the server (its role may not log in, pg_terminate_backend) fails
+//     no call. A Broker listens once something subscribed (Subscribe,
+//     SubscribeRecorded).
+//   - The calls themselves, for a server that hangs (it accepts
+//     connections and never answers, which the listener may not notice
+//     for two health-check intervals) or a Broker that does not listen.
+//     Three calls in a row that went unanswered (the publish timeout, a
+//     connection refused or broken, SQLSTATE classes 08 and 57P) open the
+//     breaker, if no other call was answered while they waited; that
+//     proviso keeps a busy server, or one room's row locked by someone's
+//     transaction, from opening it. Any answer, even an SQL error, resets
+//     the count. A deadline of the caller's own (History's,
+//     ReadPresence's and ClaimExpired's ctx) says nothing of the server
+//     and does not count. Once open, the breaker lets one call through
+//     every 250 ms (half-open), the others failing at once meanwhile: that
+//     call's answer closes the breaker, its failure keeps it open for
+//     another 250 ms.
+//
+// So a stopped server costs nothing once the listener has noticed (a
+// fast shutdown ends its connection at once), and a hanging one costs
+// three calls the publish timeout each, then one call per 250 ms and the
+// timeout; calls work again as soon as the listener is back or a probe is
+// answered. The breaker refuses calls only before they reach the server,
+// and never touches the log or the listener: what was committed is
+// delivered as ever.
 //
 // # Echoes and foreign messages
 //

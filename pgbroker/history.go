@@ -15,7 +15,9 @@ import (
 // does with its messages; it waits for the commit, for at most the
 // publish timeout, and returns the message's position. Every process's
 // SubscribeRecorded of the room receives it, this one's included; no
-// Subscribe does, and History has it until the log trims it. An error,
+// Subscribe does, and History has it until the log trims it. Like
+// Publish, it fails at once with ErrUnavailable while the Broker knows
+// PostgreSQL is unreachable. An error,
 // which names the room, means it was not recorded (the transaction did not
 // commit, or may not have: a timeout), and nobody receives it.
 func (b *Broker) Record(room string, payload []byte) (wsroom.Position, error) {
@@ -30,10 +32,12 @@ func (b *Broker) Record(room string, payload []byte) (wsroom.Position, error) {
 	if inline(payload, b.utf8DB) {
 		text = string(payload)
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
-	defer cancel()
 	var epoch, off int64
-	err := b.pool.QueryRow(ctx, b.sql.record, stream, b.origin, payload, b.channel(stream), text).Scan(&epoch, &off, nil)
+	err := b.guard(b.ctx, func() error {
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
+		defer cancel()
+		return b.pool.QueryRow(ctx, b.sql.record, stream, b.origin, payload, b.channel(stream), text).Scan(&epoch, &off, nil)
+	})
 	if err != nil {
 		b.recordErrors.Add(1)
 		return wsroom.Position{}, fmt.Errorf("pgbroker: record in room %q: %w", room, err)
@@ -64,15 +68,27 @@ func (b *Broker) SubscribeRecorded(room string, deliver func(pos wsroom.Position
 // than limit messages are newer. Messages recorded while History runs
 // may be left out (complete stays true): a SubscribeRecorded made before
 // the call delivers them. History waits for PostgreSQL for as long as ctx
-// allows.
+// allows, and fails at once with ErrUnavailable while the Broker knows
+// PostgreSQL is unreachable.
 func (b *Broker) History(ctx context.Context, room string, since wsroom.Position, limit int) (msgs []wsroom.Recorded, epoch string, complete bool, err error) {
 	if b.closed.Load() {
 		return nil, "", false, ErrClosed
 	}
-	stream := recordedStream(roomKey(room))
-	ep, top, err := b.head(ctx, stream)
+	err = b.guard(ctx, func() error {
+		msgs, epoch, complete, err = b.history(ctx, recordedStream(roomKey(room)), since, limit)
+		return err
+	})
 	if err != nil {
 		return nil, "", false, fmt.Errorf("pgbroker: history of room %q: %w", room, err)
+	}
+	return msgs, epoch, complete, nil
+}
+
+// history is History on stream, its errors PostgreSQL's.
+func (b *Broker) history(ctx context.Context, stream string, since wsroom.Position, limit int) (msgs []wsroom.Recorded, epoch string, complete bool, err error) {
+	ep, top, err := b.head(ctx, stream)
+	if err != nil {
+		return nil, "", false, err
 	}
 	epoch = epochText(ep)
 	if since.Epoch != epoch || since.Offset > uint64(top) {
@@ -85,7 +101,7 @@ func (b *Broker) History(ctx context.Context, room string, since wsroom.Position
 	want := min(after, int64(limit))
 	rows, err := b.pool.Query(ctx, b.sql.history, stream, ep, int64(since.Offset), top, want)
 	if err != nil {
-		return nil, "", false, fmt.Errorf("pgbroker: history of room %q: %w", room, err)
+		return nil, "", false, err
 	}
 	next := int64(since.Offset) + 1
 	var off int64
@@ -102,7 +118,7 @@ func (b *Broker) History(ctx context.Context, room string, since wsroom.Position
 	case errors.Is(err, errTrimmed) || (err == nil && int64(len(msgs)) < want):
 		return nil, epoch, false, nil // the log no longer starts right after since
 	case err != nil:
-		return nil, "", false, fmt.Errorf("pgbroker: history of room %q: %w", room, err)
+		return nil, "", false, err
 	}
 	return msgs, epoch, after <= int64(limit), nil
 }

@@ -59,7 +59,12 @@ func (b *Broker) listen() {
 				return
 			}
 			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			if err := l.connect(); err != nil {
+			err := l.connect()
+			// An attempt the server did not answer tells the breaker it
+			// is unreachable; one it answered (a refused login), or a
+			// connection, tells it the contrary.
+			b.breaker.listenerFound(err)
+			if err != nil {
 				l.lost()
 				continue
 			}
@@ -105,18 +110,19 @@ func (l *listener) connect() error {
 	return nil
 }
 
-// lost records that the connection failed: waiting subscriptions are
-// released, as the Broker knows it is disconnected, until it has connected
-// again and LISTENed their keys.
+// lost records that the connection, or an attempt to make it, failed:
+// waiting subscriptions are released, as the Broker knows it is
+// disconnected, until it has connected again and LISTENed their keys.
+// The failure is counted once the Broker knows.
 func (l *listener) lost() {
 	b := l.b
-	b.connErrors.Add(1)
-	l.disconnect()
 	b.mu.Lock()
 	b.down = true
 	clear(b.listening)
 	b.releaseWaiting(true)
 	b.mu.Unlock()
+	l.disconnect()
+	b.connErrors.Add(1)
 }
 
 func (l *listener) disconnect() {

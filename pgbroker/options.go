@@ -55,8 +55,10 @@ func WithPrefix(prefix string) Option { return func(c *config) { c.prefix = pref
 // application role may not create tables.
 func WithoutSchemaSetup() Option { return func(c *config) { c.setup = false } }
 
-// WithPublishTimeout bounds how long Publish and Record wait for
-// PostgreSQL. It must be positive (New fails otherwise); the default is
+// WithPublishTimeout bounds how long Publish, Record and the presence
+// calls wait for PostgreSQL; three calls in a row that time out, while
+// nothing else is answered, open the breaker (see "Failing fast" in the
+// package doc). It must be positive (New fails otherwise); the default is
 // DefaultPublishTimeout.
 func WithPublishTimeout(d time.Duration) Option {
 	return func(c *config) { c.publishTimeout = d }

@@ -67,6 +67,8 @@ type Broker struct {
 	// down is set while the listener is known to be disconnected: from a
 	// failed connection or attempt until it has connected again.
 	down bool
+	// breaker fails calls at once while PostgreSQL is known unreachable.
+	breaker *breaker
 
 	published, publishErrors, recorded, recordErrors, received, receivedRecorded, fromLog, caughtUp atomic.Int64
 	echoes, duplicates, malformed, missed, gaps, connErrors                                         atomic.Int64
@@ -120,6 +122,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Broker, erro
 		dirty:     map[string]struct{}{},
 		listening: map[string]bool{},
 		waiting:   map[string]*waiter{},
+		breaker:   newBreaker(),
 	}
 	var err error
 	if cfg.setup {
@@ -145,8 +148,10 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Broker, erro
 // appends payload to the room's log, with the room's next offset, and
 // notifies the room's channel, in one transaction, and waits for
 // PostgreSQL to commit it, for at most the publish timeout. Messages
-// published by one goroutine arrive in order. An error names the room;
-// wsroom's Room.Publish wraps it in wsroom.ErrBroker.
+// published by one goroutine arrive in order. While the Broker knows
+// PostgreSQL is unreachable it fails at once with ErrUnavailable (see
+// "Failing fast" in the package doc). An error names the room; wsroom's
+// Room.Publish wraps it in wsroom.ErrBroker.
 func (b *Broker) Publish(room string, payload []byte) error {
 	b.publishing.RLock() // Close waits for publishes in progress
 	defer b.publishing.RUnlock()
@@ -159,9 +164,13 @@ func (b *Broker) Publish(room string, payload []byte) error {
 	if inline(payload, b.utf8DB) {
 		text = string(payload)
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
-	defer cancel()
-	if _, err := b.pool.Exec(ctx, b.sql.publish, key, b.origin, payload, b.channel(key), text); err != nil {
+	err := b.guard(b.ctx, func() error {
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
+		defer cancel()
+		_, err := b.pool.Exec(ctx, b.sql.publish, key, b.origin, payload, b.channel(key), text)
+		return err
+	})
+	if err != nil {
 		b.publishErrors.Add(1)
 		return fmt.Errorf("pgbroker: publish to room %q: %w", room, err)
 	}
@@ -267,10 +276,10 @@ func (b *Broker) releaseWaiting(all bool) {
 
 // Stats is a snapshot of a Broker's counters; totals count from New.
 // The counters natsbroker and redisbroker also have carry the same names
-// and meanings; FromLog and Missed are PostgreSQL's own. There is no
-// SyncErrors: a failed read of the log ends the listening connection
-// (ConnErrors), and the next one reads from the same position again, so
-// a failure never skips a record.
+// and meanings; FromLog, Missed and Unavailable are PostgreSQL's own.
+// There is no SyncErrors: a failed read of the log ends the listening
+// connection (ConnErrors), and the next one reads from the same position
+// again, so a failure never skips a record.
 type Stats struct {
 	Rooms            int   // rooms subscribed now (rooms with local members), by Subscribe, SubscribeRecorded or both
 	Published        int64 // publishes PostgreSQL committed
@@ -287,6 +296,7 @@ type Stats struct {
 	CaughtUp         int64 // of those, read from the log: missed while the listener was away, after a gap, or too long for a notification
 	Duplicates       int64 // notifications dropped because their message had already been read from the log
 	Gaps             int64 // recorded streams this listener gave a new epoch, having found records it missed trimmed from the log
+	Unavailable      int64 // calls (publishes, records, History, presence) failed at once with ErrUnavailable, without trying PostgreSQL
 }
 
 // Stats returns a snapshot of the Broker's counters.
@@ -315,6 +325,7 @@ func (b *Broker) Stats() Stats {
 		CaughtUp:         b.caughtUp.Load(),
 		Duplicates:       b.duplicates.Load(),
 		Gaps:             b.gaps.Load(),
+		Unavailable:      b.breaker.rejected.Load(),
 	}
 }
 

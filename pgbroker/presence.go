@@ -3,7 +3,6 @@ package pgbroker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,11 +11,6 @@ import (
 )
 
 var _ wsroom.PresenceBroker = (*Broker)(nil)
-
-// ErrUnavailable is returned by the presence calls, without trying
-// PostgreSQL, while the listening connection is known to be down: see
-// "Presence" in the package doc.
-var ErrUnavailable = errors.New("pgbroker: PostgreSQL unavailable")
 
 // PutPresence stores entries in room, each as its JSON in a row of the
 // presence table under the room's key and its ID, replacing the row of
@@ -86,12 +80,15 @@ func (b *Broker) DropPresence(room string, ids []string) error {
 func (b *Broker) presenceExec(room string, run func(ctx context.Context) error) error {
 	b.publishing.RLock() // Close waits for statements in progress
 	defer b.publishing.RUnlock()
-	if err := b.presenceAllowed(); err != nil {
-		return fmt.Errorf("pgbroker: presence in room %q: %w", room, err)
+	if b.closed.Load() {
+		return fmt.Errorf("pgbroker: presence in room %q: %w", room, ErrClosed)
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
-	defer cancel()
-	if err := run(ctx); err != nil {
+	err := b.guard(b.ctx, func() error {
+		ctx, cancel := context.WithTimeout(b.ctx, b.cfg.publishTimeout)
+		defer cancel()
+		return run(ctx)
+	})
+	if err != nil {
 		return fmt.Errorf("pgbroker: presence in room %q: %w", room, err)
 	}
 	return nil
@@ -125,44 +122,30 @@ func (b *Broker) ClaimExpired(ctx context.Context, room string) ([]wsroom.Presen
 }
 
 // presenceQuery runs sql, which returns entries, for room.
-func (b *Broker) presenceQuery(ctx context.Context, sql, room string) ([]wsroom.PresenceRecord, error) {
-	if err := b.presenceAllowed(); err != nil {
-		return nil, err
+func (b *Broker) presenceQuery(caller context.Context, sql, room string) (out []wsroom.PresenceRecord, err error) {
+	if b.closed.Load() {
+		return nil, ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.publishTimeout)
-	defer cancel()
-	rows, err := b.pool.Query(ctx, sql, roomKey(room))
-	if err != nil {
-		return nil, err
-	}
-	var out []wsroom.PresenceRecord
-	var entry []byte
-	_, err = pgx.ForEachRow(rows, []any{&entry}, func() error {
-		var x wsroom.PresenceRecord
-		if json.Unmarshal(entry, &x) != nil || x.ID == "" {
-			b.malformed.Add(1)
-			return nil
+	err = b.guard(caller, func() error {
+		ctx, cancel := context.WithTimeout(caller, b.cfg.publishTimeout)
+		defer cancel()
+		rows, err := b.pool.Query(ctx, sql, roomKey(room))
+		if err != nil {
+			return err
 		}
-		out = append(out, x)
-		return nil
+		var entry []byte
+		_, err = pgx.ForEachRow(rows, []any{&entry}, func() error {
+			var x wsroom.PresenceRecord
+			if json.Unmarshal(entry, &x) != nil || x.ID == "" {
+				b.malformed.Add(1)
+				return nil
+			}
+			out = append(out, x)
+			return nil
+		})
+		return err
 	})
 	return out, err
-}
-
-// presenceAllowed returns why a presence call may not try PostgreSQL, if
-// it may not: the Broker is closed, or its listener knows the server is
-// unreachable.
-func (b *Broker) presenceAllowed() error {
-	if b.closed.Load() {
-		return ErrClosed
-	}
-	b.mu.Lock()
-	down := b.down
-	b.mu.Unlock()
-	if down {
-		return ErrUnavailable
-	}
-	return nil
 }
 
 // trimPresence deletes the rows whose keep has passed: entries nobody
