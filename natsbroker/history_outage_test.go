@@ -180,7 +180,14 @@ func TestADeletedStreamIsMadeAgainAndRoomsStartNewEpochs(t *testing.T) {
 	if err := js.DeleteStream(ctx, "wsroom_history"); err != nil {
 		t.Fatal(err)
 	}
-	pos := record(t, a, "reset", 1)[0]
+	// Right after the delete the server may still be removing the old
+	// stream's files and refuse to make it again ("error creating store
+	// for stream", code 500): that record fails, and the next makes it.
+	var pos wsroom.Position
+	wstest.WaitFor(t, "a record to make the stream again", func() bool {
+		pos, err = a.Record("reset", []byte(`{"i":0}`))
+		return err == nil
+	})
 	if pos.Offset != 1 || pos.Epoch == old.Epoch {
 		t.Fatalf("first record after the reset at %+v, want offset 1 of a new epoch", pos)
 	}
