@@ -287,14 +287,17 @@ func watch(t *testing.T, base, room, name string) *watched {
 	go func() {
 		defer close(done)
 		for {
+			// quit is checked before every read, not only after a quiet
+			// 50 ms: with two senders at 20 ms a member may never have one,
+			// and stop would wait for ever (ci4: 2.5 min, then the timeout).
+			select {
+			case <-quit:
+				return
+			default:
+			}
 			ev, ok := m.c.NextWithin(50 * time.Millisecond)
 			if !ok {
-				select {
-				case <-quit:
-					return
-				default:
-					continue
-				}
+				continue
 			}
 			if ev.Closed {
 				m.mu.Lock()
