@@ -276,8 +276,11 @@ func (r *Room[M]) join(c *Conn[M], m M, p *presenceJoin[M]) (leave func(), err e
 	}
 	var old *members[M]
 	leave, err = r.subscribe(&subscriber[M]{member: c}, func(_ *Room[M], set *members[M]) func() {
-		_ = c.conn.enqueue(frame) // before c is visible to any publisher
+		// Present first: enter may wait for the broker, and a joiner that
+		// has its own announcement must not miss what others publish
+		// meanwhile, which it would until it is visible.
 		p.enter()
+		_ = c.conn.enqueue(frame) // before c is visible to any publisher
 		p.sendThen(c)
 		old = set
 		return nil
