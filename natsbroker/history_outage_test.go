@@ -80,6 +80,12 @@ func TestRecoveryAfterANATSServerRestart(t *testing.T) {
 
 	ns.stop()
 	wstest.WaitFor(t, "both processes to notice the outage", func() bool { return !ncA.IsConnected() && !ncB.IsConnected() })
+	// The broker learns of the outage from nats.go's status events, a
+	// moment after the connection's own flag: a publish to another room
+	// says when it has.
+	wstest.WaitFor(t, "b to know of the outage", func() bool {
+		return errors.Is(b.Publish("probe", []byte(`{}`)), natsbroker.ErrNotConnected)
+	})
 	if _, err := b.Record("restart", []byte(`{}`)); !errors.Is(err, natsbroker.ErrNotConnected) {
 		t.Fatalf("Record during the outage: %v", err)
 	}
