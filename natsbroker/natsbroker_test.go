@@ -66,6 +66,12 @@ func TestPublishDuringOutageFailsAndNothingArrivesLate(t *testing.T) {
 
 	ns.stop()
 	wstest.WaitFor(t, "a notices the outage", func() bool { return !ncA.IsConnected() })
+	// The broker learns of it from nats.go's status events, a moment
+	// later; a publish in between would go to nats.go's reconnect buffer
+	// (see the package doc). A publish to another room says when it has.
+	wstest.WaitFor(t, "a's broker to know of the outage", func() bool {
+		return errors.Is(a.Publish("probe", []byte(`{}`)), natsbroker.ErrNotConnected)
+	})
 	before := a.Stats()
 	for i := range 10 {
 		err := a.Publish("o", fmt.Appendf(nil, `{"during":%d}`, i))
